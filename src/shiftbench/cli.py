@@ -1,0 +1,84 @@
+"""The `shiftbench` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+
+def _common_paths(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, default=None, help="results folder (default: leaderboard/results)")
+    p.add_argument("--site", type=Path, default=None, help="site folder (default: leaderboard/site)")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto takes CUDA when present")
+    p.add_argument("--force", action="store_true", help="recompute cells even when a record exists")
+    p.add_argument("--retry-failed", action="store_true", help="recompute only the cells recorded as failed")
+    p.add_argument("--executor", default="local", choices=["local", "ray"], help="where cells run (ray: pip install 'shiftbench[ray]')")
+    p.add_argument("--address", default=None, help="Ray cluster address ('auto' or host:port); none starts a local Ray")
+    p.add_argument("--workers", type=int, default=None, help="Ray: number of CPUs for a local Ray")
+    p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray: GPUs reserved per cell")
+    p.add_argument("--store", type=Path, default=None, help="cell store (default: $SHIFTBENCH_CACHE/cells)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common_paths(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shiftbench",
+        description="Benchmark test-time adaptation methods under covariate, label, concept and translation shift.",
+    )
+    parser.add_argument("--version", action="version", version=f"shiftbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="evaluate every submission, write results, build the leaderboard page")
+    p.add_argument("--submissions", type=Path, default=None, help="folder of submission YAML files")
+    p.add_argument("--benchmark", default=None, help="only submissions for this benchmark")
+    _run_options(p)
+
+    p = sub.add_parser("submit", help="validate and evaluate one submission file, then rebuild the site")
+    p.add_argument("file", type=Path)
+    _run_options(p)
+
+    p = sub.add_parser("validate", help="check a submission file without running it")
+    p.add_argument("files", type=Path, nargs="+")
+
+    p = sub.add_parser("leaderboard", help="build the leaderboard site from the result files")
+    _common_paths(p)
+
+    sub.add_parser("methods", help="list the adaptation methods and their parameters")
+    sub.add_parser("shifts", help="list the registered shifts by family")
+
+    p = sub.add_parser("data", help="datasets: list, verify")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.add_parser("list", help="list data manifests")
+    v = dsub.add_parser("verify", help="re-check a dataset against its manifest's sha256")
+    v.add_argument("name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        from . import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except UserError as e:
+        print(f"shiftbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("shiftbench: interrupted; finished cells are kept, run again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Data manifests (data_manifests/NAME.yaml): where a dataset comes from, with sha256 of each file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UserError
+from ..paths import project_root
+
+
+class ManifestFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="path relative to the dataset's data folder")
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    loader: str = Field(description="registered loader that builds the splits")
+    description: str = ""
+    license: str = ""
+    citation: str = ""
+    homepage: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    files: list[ManifestFile] = Field(default_factory=list)
+    sha256: str | None = Field(None, description="sha256 of the built splits, for datasets generated from a package")
+
+
+def manifests_dir() -> Path:
+    return project_root() / "data_manifests"
+
+
+def load_manifest(name_or_path: str | Path) -> Manifest:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = manifests_dir() / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ", ".join(m.name for m in all_manifests()) or "none"
+        raise UserError(f"no data manifest '{name_or_path}'; known: {known}", source=str(path))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"malformed YAML ({str(e).splitlines()[0]})", source=str(path)) from None
+    try:
+        return Manifest(**(raw or {}))
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(err["msg"], source=str(path), field=".".join(map(str, err["loc"]))) from None
+    except TypeError:
+        raise UserError("a manifest must be a YAML mapping", source=str(path)) from None
+
+
+def all_manifests() -> list[Manifest]:
+    folder = manifests_dir()
+    return [load_manifest(p) for p in sorted(folder.glob("*.yaml"))] if folder.is_dir() else []

@@ -1,0 +1,65 @@
+"""Run a method over a stream of scenario segments under a protocol.
+
+Protocols (when the method is reset):
+  episodic      before every batch
+  per_scenario  at the start of every segment (a plain scenario is one segment)
+  continual     once, at the start of the stream; state carries across segments
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from ..imageset import ImageSet
+from ..methods.base import Method
+
+PROTOCOLS = ("episodic", "per_scenario", "continual")
+
+
+def batches(n: int, batch_size: int) -> Iterable[slice]:
+    for i in range(0, n, batch_size):
+        yield slice(i, min(i + batch_size, n))
+
+
+def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
+    return images_uint8.float().div_(255)
+
+
+@torch.no_grad()
+def source_logits(model: torch.nn.Module, data: ImageSet, batch_size: int, device: torch.device) -> torch.Tensor:
+    """The unadapted model's logits for every row of data, in order (on CPU)."""
+    model.eval()
+    images = data.images.to(device)
+    return torch.cat([model(to_float(images[s])).cpu() for s in batches(len(data), batch_size)])
+
+
+def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_size: int, device: torch.device,
+               base_logits: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Logits for every segment, batch by batch, with resets as the protocol says.
+
+    For logit-only methods pass `base_logits` (the source model's logits per
+    segment); the method then never touches images.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}")
+    if method.logit_only and base_logits is None:
+        raise ValueError("a logit-only method needs the source logits")
+    out = []
+    method.reset()
+    for i, seg in enumerate(segments):
+        if protocol == "per_scenario" and i > 0:
+            method.reset()
+        images = None if method.logit_only else seg.images.to(device, non_blocking=True)
+        parts = []
+        for b, s in enumerate(batches(len(seg), batch_size)):
+            if protocol == "episodic" and (b > 0 or i > 0):
+                method.reset()
+            if method.logit_only:
+                logits = method.adapt_logits(base_logits[i][s].to(device))
+            else:
+                logits = method.predict(to_float(images[s]))
+            parts.append(logits.detach().float().cpu())
+        out.append(torch.cat(parts) if parts else torch.empty(0, seg.num_classes))
+    return out

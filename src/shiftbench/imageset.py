@@ -1,0 +1,84 @@
+"""ImageSet: the one data type that flows from datasets through shifts to the evaluator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from .hashing import tensor_sha256
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images with labels and optional metadata.
+
+    images: uint8 (N, C, H, W). labels: int64 (N,).
+    groups: int64 (N,) or None, e.g. (label, colour) pairs for worst-group metrics.
+    source_index: int64 (N,) or None; samples sharing a value are views of one
+        original image (translation consistency is measured over them).
+    classes: class names, len(classes) = K.
+    window: the side of the centred square the model sees (None: the whole image).
+        Images larger than the window leave room for realistic translations.
+    meta: scenario facts that metrics may need (e.g. the true target prior).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    groups: torch.Tensor | None = None
+    source_index: torch.Tensor | None = None
+    window: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        n = self.images.shape[0]
+        if self.labels.shape != (n,) or self.labels.dtype != torch.int64:
+            raise ValueError(f"labels must be int64 of shape ({n},), got {self.labels.dtype} {tuple(self.labels.shape)}")
+        for name in ("groups", "source_index"):
+            t = getattr(self, name)
+            if t is not None and (t.shape != (n,) or t.dtype != torch.int64):
+                raise ValueError(f"{name} must be int64 of shape ({n},)")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
+    def subset(self, index: torch.Tensor) -> ImageSet:
+        """Rows at index (may repeat). source_index is renumbered to stay a grouping of the new rows."""
+        index = torch.as_tensor(index, dtype=torch.int64)
+        return replace(
+            self,
+            images=self.images[index],
+            labels=self.labels[index],
+            groups=None if self.groups is None else self.groups[index],
+            source_index=None if self.source_index is None else self.source_index[index],
+        )
+
+    def with_(self, **changes) -> ImageSet:
+        return replace(self, **changes)
+
+    def model_view(self) -> ImageSet:
+        """The centred window the model sees; translation shifts crop elsewhere themselves."""
+        if self.window is None or self.window >= self.image_size:
+            return replace(self, window=None)
+        off = (self.image_size - self.window) // 2
+        crop = self.images[:, :, off : off + self.window, off : off + self.window].contiguous()
+        return replace(self, images=crop, window=None)
+
+    def class_prior(self) -> torch.Tensor:
+        counts = torch.bincount(self.labels, minlength=self.num_classes).double()
+        return counts / counts.sum()
+
+    def sha256(self) -> str:
+        return tensor_sha256(self.images, self.labels, self.groups, self.source_index)

@@ -1,0 +1,77 @@
+"""The Method interface every adaptation method implements.
+
+Lifecycle, driven by the evaluator:
+  setup(model, source)  once per cell; `model` is the cell's own copy of the source model
+  reset()               at episode boundaries (what counts as one is the protocol's call)
+  predict(x)            float images in [0, 1] on the device -> logits
+
+A method that only reshapes the source model's logits (label-shift corrections)
+sets `logit_only = True` and implements `adapt_logits(logits)` instead of
+`predict`; the evaluator then runs the source model once per scenario and shares
+those logits among all such methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..imageset import ImageSet
+
+
+@dataclass
+class SourceContext:
+    """What a method may know of the source side: held-out source data and the source class prior."""
+
+    source_val: ImageSet
+    source_prior: torch.Tensor
+    device: torch.device
+    seed: int
+    model: nn.Module | None = field(default=None, repr=False)
+    batch_size: int = 256
+
+    @property
+    def num_classes(self) -> int:
+        return self.source_val.num_classes
+
+    @cached_property
+    def val_logits_and_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of the unadapted source model on the held-out source split (computed once, on CPU)."""
+        view = self.source_val.model_view()
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(view), self.batch_size):
+                out.append(self.model(view.images[i : i + self.batch_size].to(self.device).float().div_(255)).cpu())
+        return torch.cat(out), view.labels.clone()
+
+
+class Method:
+    """Base class: the unadapted source model. Subclasses override what they change."""
+
+    name: ClassVar[str] = "method"
+    logit_only: ClassVar[bool] = False
+
+    def setup(self, model: nn.Module, source: SourceContext) -> None:
+        self.model = model
+        self.source = source
+        self.model.eval()
+
+    def reset(self) -> None:
+        """Return to the state right after setup."""
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def adapt_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """For logit_only methods: the source model's logits of one batch -> adapted logits."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Extra facts a method wants in its cell record (e.g. its prior estimate)."""
+        return {}

@@ -1,0 +1,91 @@
+"""Train the source model once and cache it under the cache dir, keyed by a content hash.
+
+The key covers everything that decides the weights: the training data's sha256,
+the architecture and its parameters, the training recipe, and the seed. The
+checkpoint's own sha256 goes into every result record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..hashing import config_hash, file_sha256
+from ..imageset import ImageSet
+from ..paths import cache_dir
+from .cnn import build_model
+from .recipes import get_recipe
+
+
+@dataclass
+class SourceModel:
+    model: nn.Module
+    key: str
+    checkpoint: Path
+    sha256: str
+    info: dict[str, Any]
+
+
+def model_key(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], seed: int) -> str:
+    return config_hash({"data": train.sha256(), "arch": arch, "recipe": recipe, "seed": seed}, length=24)
+
+
+def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], seed: int,
+                     device: torch.device, progress: bool = True) -> SourceModel:
+    """Load the cached checkpoint for this (data, arch, recipe, seed), training it first if missing."""
+    arch = dict(arch)
+    name = arch.pop("arch", "small_cnn")
+    key = model_key(train, {"arch": name, **arch}, recipe, seed)
+    folder = cache_dir() / "models"
+    ckpt = folder / f"{key}.pt"
+    meta = folder / f"{key}.json"
+    model = build_model(name, train.num_classes, train.images.shape[1], **arch)
+    if not (ckpt.exists() and meta.exists()):
+        torch.manual_seed(seed)
+        fit = get_recipe(recipe.get("name", "erm"))
+        info = fit(model, train, val, seed=seed, device=device, progress=progress,
+                   **{k: v for k, v in recipe.items() if k != "name"})
+        model.cpu()
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_save(lambda f: torch.save(model.state_dict(), f), ckpt)
+        info.update(key=key, arch=name, arch_params=arch, recipe=recipe, seed=seed, data_sha256=train.sha256())
+        _atomic_save(lambda f: f.write(json.dumps(info, indent=2).encode()), meta)
+    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    model.to(device).eval()
+    return SourceModel(model, key, ckpt, file_sha256(ckpt), json.loads(meta.read_text()))
+
+
+def _atomic_save(write, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def evaluate_accuracy(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256) -> float:
+    view = data.model_view()
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(view), batch_size):
+            x = view.images[i : i + batch_size].to(device).float().div_(255)
+            correct += (model(x).argmax(1).cpu() == view.labels[i : i + batch_size]).sum().item()
+    return correct / max(1, len(view))
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="epoch")

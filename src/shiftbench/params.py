@@ -1,0 +1,63 @@
+"""Validate keyword parameters against a function's or class's signature with pydantic.
+
+Methods and shifts declare their parameters as plain keyword arguments with type
+hints and defaults (scikit-learn style); this module turns that signature into a
+pydantic model so that a bad parameter is rejected before any work starts, with a
+message naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from functools import lru_cache
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from .errors import UserError
+
+SKIP = {"self", "data", "seed"}
+
+
+@lru_cache(maxsize=None)
+def params_model(fn: Callable) -> type[BaseModel]:
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    hints = typing.get_type_hints(target, include_extras=True)
+    fields: dict[str, Any] = {}
+    for name, p in inspect.signature(target).parameters.items():
+        if name in SKIP or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = hints.get(name, Any)
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[name] = (annotation, default)
+    return create_model(
+        f"{getattr(fn, '__name__', 'fn')}Params",
+        __config__=ConfigDict(extra="forbid", strict=False, arbitrary_types_allowed=True),
+        **fields,
+    )
+
+
+def describe_params(fn: Callable) -> dict[str, str]:
+    """name -> 'type = default' for --help style listings."""
+    out = {}
+    for name, f in params_model(fn).model_fields.items():
+        ann = getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", "")
+        out[name] = f"{ann} = {f.default!r}" if not f.is_required() else f"{ann} (required)"
+    return out
+
+
+def validate_params(fn: Callable, params: dict[str, Any] | None, *, source: str | None = None, what: str = "") -> dict[str, Any]:
+    """The validated, defaults-filled parameters, or a UserError naming the first bad one."""
+    model = params_model(fn)
+    try:
+        return model(**(params or {})).model_dump()
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        allowed = ", ".join(model.model_fields) or "none"
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown parameter '{loc}' for {what}; allowed: {allowed}"
+        else:
+            msg = f"parameter '{loc}' of {what}: {err['msg']} (got {err.get('input')!r})"
+        raise UserError(msg, source=source, field="params") from None

@@ -1,0 +1,47 @@
+"""Facts about the software and machine that produced a result."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import lru_cache
+
+import torch
+
+from . import __version__
+from .paths import project_root
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.machine()}"
+
+
+def software() -> dict[str, str | None]:
+    return {
+        "shiftbench_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+def resolve_device(spec: str) -> torch.device:
+    """'auto' takes CUDA when present, else the CPU."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cuda" and not torch.cuda.is_available():
+        from .errors import UserError
+
+        raise UserError("--device cuda: no CUDA device is available; use --device auto or cpu")
+    return torch.device(spec)

@@ -1,0 +1,50 @@
+"""Concept shift: p(y|x) changes (REFERENCE.md section 5)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+from pydantic import Field
+
+from ..imageset import ImageSet
+from .registry import generator, register_shift
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+@register_shift("spurious_colour", "concept")
+def spurious_colour(data: ImageSet, *, seed: int, correlation: Probability = 0.9, threshold: int = 5) -> ImageSet:
+    """ColoredMNIST-style colour: red if (label < threshold) with probability `correlation`, else green.
+
+    Train with a high correlation and test with a low one and p(y | colour) flips.
+    groups = 2 * label + colour (colour 0 = red, 1 = green).
+    """
+    if data.images.shape[1] != 3:
+        raise ValueError("spurious_colour needs 3-channel images")
+    g = generator(seed)
+    binary = (data.labels < threshold).long()
+    agree = torch.rand(len(data), generator=g) < correlation
+    colour = torch.where(agree, 1 - binary, binary)  # binary=1 (small digits) -> red (0) when agreeing
+    gray = data.images.max(dim=1).values
+    images = torch.zeros_like(data.images)
+    images[:, 0] = torch.where(colour[:, None, None] == 0, gray, torch.zeros_like(gray))
+    images[:, 1] = torch.where(colour[:, None, None] == 1, gray, torch.zeros_like(gray))
+    return data.with_(images=images, groups=2 * data.labels + colour)
+
+
+@register_shift("relabel_subpopulation", "concept")
+def relabel_subpopulation(data: ImageSet, *, seed: int, source_class: int = 1, target_class: int = 7,
+                          mass: Probability = 0.5) -> ImageSet:
+    """p(x) fixed, a fraction `mass` of source_class's inputs carry target_class as label.
+
+    No adaptation without target labels can undo this: it measures honesty, not skill.
+    groups = 1 for relabelled samples, 0 otherwise.
+    """
+    k = data.num_classes
+    if not (0 <= source_class < k and 0 <= target_class < k):
+        raise ValueError(f"source_class and target_class must be in [0, {k})")
+    g = generator(seed)
+    pick = (data.labels == source_class) & (torch.rand(len(data), generator=g) < mass)
+    labels = torch.where(pick, torch.full_like(data.labels, target_class), data.labels)
+    return data.with_(labels=labels, groups=pick.long(), meta={**data.meta, "relabelled_fraction": float(pick.float().mean())})

@@ -1,0 +1,89 @@
+"""The shift registry: every shift is a pure, seeded function ImageSet -> ImageSet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..errors import UserError
+from ..imageset import ImageSet
+from ..params import validate_params
+
+FAMILIES = ("covariate", "label", "concept", "translation")
+
+
+@dataclass(frozen=True)
+class ShiftInfo:
+    name: str
+    family: str
+    fn: Callable[..., ImageSet]
+    doc: str
+
+
+SHIFTS: dict[str, ShiftInfo] = {}
+
+
+def register_shift(name: str, family: str):
+    """Decorator: fn(data: ImageSet, *, seed: int, **params) -> ImageSet."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}")
+
+    def wrap(fn):
+        if name in SHIFTS:
+            raise ValueError(f"shift '{name}' registered twice")
+        SHIFTS[name] = ShiftInfo(name, family, fn, (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return wrap
+
+
+def get_shift(name: str, *, source: str | None = None) -> ShiftInfo:
+    _load_builtin()
+    if name not in SHIFTS:
+        raise UserError(f"unknown shift '{name}'; known: {', '.join(sorted(SHIFTS))}", source=source, field="shift")
+    return SHIFTS[name]
+
+
+def all_shifts() -> dict[str, ShiftInfo]:
+    _load_builtin()
+    return dict(sorted(SHIFTS.items()))
+
+
+def check_shift_spec(spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
+    """Validate {'shift': name, **params}; returns the spec with defaults filled."""
+    spec = dict(spec)
+    name = spec.pop("shift", None)
+    if not isinstance(name, str):
+        raise UserError("each shift needs a 'shift: NAME' entry", source=source, field="shifts")
+    info = get_shift(name, source=source)
+    return {"shift": name, **validate_params(info.fn, spec, source=source, what=f"shift '{name}'")}
+
+
+def apply_shifts(data: ImageSet, specs: list[dict[str, Any]], seed: int) -> ImageSet:
+    """Apply shifts in order; shift i gets its own seed derived from (seed, i) so chains compose."""
+    for i, spec in enumerate(specs):
+        spec = dict(spec)
+        info = get_shift(spec.pop("shift"))
+        data = info.fn(data, seed=_child_seed(seed, i), **spec)
+    return data
+
+
+def _child_seed(seed: int, index: int) -> int:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + index)
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+
+
+def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+_loaded = False
+
+
+def _load_builtin():
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import concept, covariate, label, translation  # noqa: F401  (registers)

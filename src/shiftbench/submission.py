@@ -1,0 +1,73 @@
+"""Submissions (leaderboard/submissions/*.yaml): a method with its parameters, run on a benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .benchmark import Benchmark, load_benchmark
+from .config import parse_model, read_yaml
+from .errors import UserError
+from .methods import check_method
+from .paths import project_root
+
+
+class Submission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    method: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    benchmark: str = "digits"
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    protocol: Literal["episodic", "per_scenario", "continual"] = "per_scenario"
+    training: dict[str, Any] | None = Field(None, description="source-model recipe; default: the benchmark's")
+    authors: list[str] = Field(default_factory=list)
+    url: str | None = None
+    notes: str = ""
+
+
+class CheckedSubmission(BaseModel):
+    """A submission with its method resolved, parameters filled with defaults, and benchmark loaded."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    submission: Submission
+    path: str
+    params: dict[str, Any]
+    benchmark: Benchmark
+    raw: dict[str, Any]
+
+
+def submissions_dir() -> Path:
+    return project_root() / "leaderboard" / "submissions"
+
+
+def check_submission(path: Path) -> CheckedSubmission:
+    source = str(path)
+    raw = read_yaml(path)
+    sub = parse_model(Submission, raw, source)
+    params = check_method(sub.method, sub.params, source=source)
+    bench = load_benchmark(sub.benchmark, referrer=source)
+    if sub.training is not None:
+        from .models.recipes import get_recipe, load_builtin_recipes
+
+        load_builtin_recipes()
+        try:
+            get_recipe(sub.training.get("name", "erm"))
+        except UserError as e:
+            raise UserError(str(e), source=source, field="training") from None
+    return CheckedSubmission(submission=sub, path=source, params=params, benchmark=bench, raw=raw)
+
+
+def check_all(paths: list[Path]) -> list[CheckedSubmission]:
+    """Validate every file first, so that bad input stops the run before anything is written."""
+    checked = [check_submission(p) for p in paths]
+    seen: dict[tuple[str, str], str] = {}
+    for c in checked:
+        key = (c.submission.benchmark, c.submission.name)
+        if key in seen:
+            raise UserError(f"submission name '{c.submission.name}' is already used by {seen[key]}",
+                            source=c.path, field="name")
+        seen[key] = c.path
+    return checked
