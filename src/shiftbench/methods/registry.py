@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -31,7 +33,11 @@ def register_method(name: str):
 
 
 def _load_builtin() -> None:
-    from . import alpha_bn, bn_adapt, source, tent  # noqa: F401  (registers)
+    """Import every module of this package once; each method file registers itself."""
+
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if mod.name not in ("base", "registry"):
+            importlib.import_module(f"{__package__}.{mod.name}")
 
 
 def _entry_point_methods() -> dict[str, Any]:

@@ -86,4 +86,10 @@ def _load_builtin():
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import concept, covariate, label, translation  # noqa: F401  (registers)
+        import importlib
+        import pkgutil
+        from pathlib import Path
+
+        for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+            if mod.name not in ("registry", "__init__"):
+                importlib.import_module(f"{__package__}.{mod.name}")

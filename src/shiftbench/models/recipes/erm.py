@@ -1,42 +1,20 @@
-"""Training recipes for the source model, by name. `erm` is the default."""
+"""ERM, the default recipe, and the minibatch helpers other recipes share."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
-from ..imageset import ImageSet
-
-RECIPES: dict[str, Callable[..., dict[str, Any]]] = {}
-
-
-def register_recipe(name: str):
-    """Decorator: fn(model, train, val, *, seed, device, progress, **params) -> info dict."""
-
-    def wrap(fn):
-        RECIPES[name] = fn
-        return fn
-
-    return wrap
-
-
-def load_builtin_recipes() -> None:
-    """Recipes living in other modules register on import."""
-
-
-def get_recipe(name: str) -> Callable[..., dict[str, Any]]:
-    if name not in RECIPES:
-        raise UserError(f"unknown training recipe '{name}'; known: {', '.join(sorted(RECIPES))}", field="training")
-    return RECIPES[name]
+from ...imageset import ImageSet
+from . import register_recipe
 
 
 def random_crops(images: torch.Tensor, window: int, g: torch.Generator) -> torch.Tensor:
     """A random window-sized crop of each image (the standard crop augmentation)."""
-    from ..shifts.translation import crop_at
+    from ...shifts.translation import crop_at
 
     margin = (images.shape[-1] - window) // 2
     n = len(images)
@@ -65,7 +43,7 @@ def erm(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: 
         epochs: int = 15, lr: float = 0.05, batch_size: int = 64, weight_decay: float = 5e-4,
         augment: bool = True) -> dict[str, Any]:
     """Empirical risk minimisation: SGD with momentum 0.9, cosine learning rate, crop augmentation."""
-    from .train import evaluate_accuracy, progress_bar
+    from ..train import evaluate_accuracy, progress_bar
 
     g = torch.Generator().manual_seed(seed)
     model.to(device).train()
