@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from shiftbench.models import get_source_model
-from shiftbench.models.recipes import RECIPES
+from shiftbench.models.recipes import RECIPES, load_builtin_recipes
 from shiftbench.paths import cache_dir
 from shiftbench.data import load_dataset
 
@@ -23,6 +23,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 
 def test_model_is_trained_once_and_keyed_by_what_decides_it(monkeypatch, tmp_path):
     monkeypatch.setenv("SHIFTBENCH_CACHE", str(tmp_path / "cache"))
+    load_builtin_recipes()
     calls = []
     erm = RECIPES["erm"]
 
