@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"shiftbench: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("shiftbench: interrupted; finished cells are kept, run again to resume", file=sys.stderr)
         return 130

@@ -42,7 +42,10 @@ def describe_params(fn: Callable) -> dict[str, str]:
     """name -> 'type = default' for --help style listings."""
     out = {}
     for name, f in params_model(fn).model_fields.items():
-        ann = getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", "")
+        if typing.get_origin(f.annotation) is typing.Literal:
+            ann = "|".join(str(a) for a in typing.get_args(f.annotation))
+        else:
+            ann = getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", "")
         out[name] = f"{ann} = {f.default!r}" if not f.is_required() else f"{ann} (required)"
     return out
 
