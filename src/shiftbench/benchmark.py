@@ -64,7 +64,7 @@ class Benchmark(BaseModel):
     @field_validator("scenarios")
     @classmethod
     def _expand(cls, scenarios: list[ScenarioSpec]) -> list[ScenarioSpec]:
-        out = [s for spec in scenarios for s in expand_matrix(spec) if s.wanted()]
+        out = [s for spec in scenarios for s in expand_matrix(spec)]
         names = [s.name for s in out]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -135,5 +135,6 @@ def load_benchmark(name_or_path: str | Path, *, referrer: str | None = None) -> 
         for s in bench.scenarios:
             for chain in s.segment_chains() + [s.train_shifts]:
                 chain[:] = [check_shift_spec(spec, source=f"{source}: scenario '{s.name}'") for spec in chain]
+        bench.scenarios = [s for s in bench.scenarios if s.wanted()]  # validated all, keep what the data allows
         _cache[key] = bench
     return _cache[key]
