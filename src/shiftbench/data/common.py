@@ -33,6 +33,14 @@ def source_and_test(name: str, train_images: torch.Tensor, train_labels: torch.T
                          imageset(train_images[val_idx], train_labels[val_idx]), imageset(test_images, test_labels))
 
 
+def hold_out_test(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int):
+    """(train_x, train_y, test_x, test_y): a seeded `fraction` of the rows becomes the test split."""
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + 1))
+    n_test = round(len(labels) * fraction)
+    test_idx, train_idx = perm[:n_test].sort().values, perm[n_test:].sort().values
+    return images[train_idx], labels[train_idx], images[test_idx], labels[test_idx]
+
+
 def shape_images(images: torch.Tensor, channels: int | None = None, canvas: int | None = None) -> torch.Tensor:
     """Grey replicated to `channels` (1 or 3), then centred on a black `canvas` px square."""
     if channels is not None and images.shape[1] != channels:

@@ -54,7 +54,7 @@ def file_digests(path: Path, algorithms: tuple[str, ...]) -> dict[str, str]:
 def check_file(path: Path, entry: ManifestFile) -> FileCheck:
     """Compare a file on disk with the manifest's sha256 and md5 (every one recorded must match)."""
     if not path.is_file():
-        return FileCheck(path, "missing")
+        return FileCheck(path, "missing", "run `shiftbench data fetch` for it")
     expected = {a: h for a, h in (("sha256", entry.sha256), ("md5", entry.md5)) if h}
     if not expected:
         return FileCheck(path, "unverified", "the manifest records no hash for this file")

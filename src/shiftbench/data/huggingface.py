@@ -21,7 +21,7 @@ import torch
 
 from ..errors import UserError
 from ..paths import cache_dir
-from .common import pil_to_chw, source_and_test, stack_images
+from .common import hold_out_test, pil_to_chw, source_and_test, stack_images
 from .location import data_root, dataset_dir
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -97,10 +97,7 @@ def load_huggingface(manifest: Manifest, data_dir: Path | None = None) -> Datase
     if p["test_split"] in splits:
         test_x, test_y = to_tensors(splits[p["test_split"]], p, where)
     else:
-        perm = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(int(p["split_seed"]) + 1))
-        n_test = round(len(train_y) * float(p["test_fraction"]))
-        test_idx, train_idx = perm[:n_test].sort().values, perm[n_test:].sort().values
-        train_x, train_y, test_x, test_y = train_x[train_idx], train_y[train_idx], train_x[test_idx], train_y[test_idx]
+        train_x, train_y, test_x, test_y = hold_out_test(train_x, train_y, float(p["test_fraction"]), int(p["split_seed"]))
     feature = train.features.get(p["label_column"])
     names = getattr(feature, "names", None) or p.get("classes")
     classes = tuple(map(str, names)) if names else tuple(str(i) for i in range(int(max(train_y.max(), test_y.max())) + 1))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .common import pil_to_chw, source_and_test, stack_images
+from .common import hold_out_test, pil_to_chw, source_and_test, stack_images
 from .location import require_data
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -58,8 +58,5 @@ def load_image_folder(manifest: Manifest, data_dir: Path | None = None) -> Datas
     if p["test"] and (root / p["test"]).is_dir():
         test_x, test_y, _ = read_image_folder(root / p["test"], int(p["channels"]), p["size"], classes)
     else:
-        perm = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(int(p["split_seed"]) + 1))
-        n_test = round(len(train_y) * float(p["test_fraction"]))
-        test_idx, train_idx = perm[:n_test].sort().values, perm[n_test:].sort().values
-        train_x, train_y, test_x, test_y = train_x[train_idx], train_y[train_idx], train_x[test_idx], train_y[test_idx]
+        train_x, train_y, test_x, test_y = hold_out_test(train_x, train_y, float(p["test_fraction"]), int(p["split_seed"]))
     return source_and_test(manifest.name, train_x, train_y, test_x, test_y, classes, p)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import UserError
 from ..paths import project_root
@@ -21,6 +21,13 @@ class ManifestFile(BaseModel):
     md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="where only an md5 is published")
     size: int | None = Field(None, ge=0)
     extract: bool = Field(False, description="unpack this archive (tar, tar.gz, zip) into the data folder after verifying")
+
+    @field_validator("sha256", "md5", mode="before")
+    @classmethod
+    def _hex_string(cls, v):
+        if v is not None and not isinstance(v, str):  # YAML reads an all-digit hash as a number
+            raise ValueError("a hash must be a quoted string of lowercase hex digits")
+        return v
 
 
 class Manifest(BaseModel):
