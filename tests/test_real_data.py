@@ -276,6 +276,23 @@ def test_running_a_benchmark_without_its_data_says_how_to_fetch_it(proj, capsys)
     assert not (proj / "leaderboard" / "results" / "mnist").exists()
 
 
+@pytest.mark.slow
+def test_mnist_benchmark_runs_end_to_end_from_a_data_dir(proj, capsys):
+    """--data-dir points a run at a local copy; every scenario of benchmarks/mnist.yaml runs (about 15 s)."""
+    (proj / "leaderboard" / "submissions" / "src.yaml").write_text(submission("Source", "source", benchmark="mnist"))
+    write_mnist(proj.parent / "elsewhere" / "mnist", n_test=10)  # every class in test, for the Dirichlet draw
+    assert main(["run", "--benchmark", "mnist", "--quiet", "--data-dir", str(proj.parent / "elsewhere")]) == 0
+    assert "0 failed" in capsys.readouterr().out
+    assert len(list((proj / "leaderboard" / "results" / "mnist").glob("*.json"))) == 1
+
+
+def test_unknown_dataset_in_requires_data_is_a_user_error(proj):
+    text = "name: b\ndataset: digits\nscenarios:\n  - {name: x, family: clean, requires_data: [nope]}\n"
+    (proj / "benchmarks" / "b.yaml").write_text(text)
+    with pytest.raises(UserError, match="no data manifest 'nope'"):
+        load_benchmark("b")
+
+
 TINY_CIFAR = """\
 name: tiny-cifar
 dataset: cifar10

@@ -88,11 +88,11 @@ def idx_bytes(array: np.ndarray, magic: int) -> bytes:
 
 
 def write_mnist(folder: Path, n_train: int = 20, n_test: int = 7, seed: int = 2) -> dict:
-    """The four gzip IDX files (magic 0x803 images, 0x801 labels, big-endian)."""
+    """The four gzip IDX files (magic 0x803 images, 0x801 labels, big-endian); labels cycle through the classes."""
     folder.mkdir(parents=True, exist_ok=True)
     r = rng(seed)
-    out = {"train_x": r.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), "train_y": r.integers(0, 10, n_train),
-           "test_x": r.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), "test_y": r.integers(0, 10, n_test)}
+    out = {"train_x": r.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), "train_y": r.permutation(np.arange(n_train) % 10),
+           "test_x": r.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), "test_y": r.permutation(np.arange(n_test) % 10)}
     files = {"train-images-idx3-ubyte.gz": idx_bytes(out["train_x"], 0x803),
              "train-labels-idx1-ubyte.gz": idx_bytes(out["train_y"], 0x801),
              "t10k-images-idx3-ubyte.gz": idx_bytes(out["test_x"], 0x803),
