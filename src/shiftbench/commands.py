@@ -153,7 +153,10 @@ def cmd_data(args) -> int:
     if args.data_command == "list" or args.data_command is None:
         print(f"data root: {data_root(data_dir)}")
         for m in all_manifests():
-            state = "built-in" if not m.files else ("on disk" if find_data(m, data_dir) else "not fetched")
+            if m.sha256 and not m.files:
+                state = "built-in"
+            else:
+                state = "on disk" if find_data(m, data_dir) else ("not fetched" if m.files else "not on disk")
             print(f"{m.name}  [{m.loader}]  {state}  {m.license}")
         return 0
     m = load_manifest(args.name)

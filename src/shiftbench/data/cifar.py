@@ -73,5 +73,4 @@ def load_cifar(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplit
     classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(p["names_key"], []))
     if not classes:
         raise UserError(f"no '{p['names_key']}' in the meta file", source=str(folder / p["meta_file"]))
-    split_params = {k: v for k, v in p.items() if k in ("val_fraction", "split_seed", "window")}
-    return source_and_test(manifest.name, train_x, train_y, test_x, test_y, classes, split_params)
+    return source_and_test(manifest.name, train_x, train_y, test_x, test_y, classes, p)
