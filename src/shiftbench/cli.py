@@ -25,6 +25,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray: GPUs reserved per cell")
     p.add_argument("--store", type=Path, default=None, help="cell store (default: $SHIFTBENCH_CACHE/cells)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--data-dir", type=Path, default=None, help="data root (default: $SHIFTBENCH_DATA, else $SHIFTBENCH_CACHE/data)")
     _common_paths(p)
 
 
@@ -54,11 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list the adaptation methods and their parameters")
     sub.add_parser("shifts", help="list the registered shifts by family")
 
-    p = sub.add_parser("data", help="datasets: list, verify")
+    p = sub.add_parser("data", help="datasets: list, fetch, verify")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
-    dsub.add_parser("list", help="list data manifests")
-    v = dsub.add_parser("verify", help="re-check a dataset against its manifest's sha256")
+    data_dir = dict(type=Path, default=None, help="data root (default: $SHIFTBENCH_DATA, else $SHIFTBENCH_CACHE/data)")
+    dsub.add_parser("list", help="list data manifests and whether each is on disk").add_argument("--data-dir", **data_dir)
+    f = dsub.add_parser("fetch", help="download a dataset's files, resuming, verify their hashes, unpack archives")
+    f.add_argument("name")
+    f.add_argument("--data-dir", **data_dir)
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    v = dsub.add_parser("verify", help="re-check a dataset's files (or built data) against its manifest's hashes")
     v.add_argument("name")
+    v.add_argument("--data-dir", **data_dir)
     return parser
 
 
@@ -68,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if getattr(args, "data_dir", None):  # one data root for everything this process (and its Ray workers) loads
+        import os
+
+        os.environ["SHIFTBENCH_DATA"] = str(args.data_dir)
     try:
         from . import commands
 

@@ -131,6 +131,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_shifts(args) -> int:
+    from . import data  # noqa: F401  (data/corrupted_files.py registers corruption_file)
     from .params import describe_params
     from .shifts import FAMILIES, all_shifts
 
@@ -145,21 +146,37 @@ def cmd_shifts(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import all_manifests, load_dataset, load_manifest
+    from .data import all_manifests, data_root, find_data, load_dataset, load_manifest
+    from .data.fetch import fetch, verify
 
+    data_dir = getattr(args, "data_dir", None)
     if args.data_command == "list" or args.data_command is None:
+        print(f"data root: {data_root(data_dir)}")
         for m in all_manifests():
-            print(f"{m.name}  [{m.loader}]  {m.license}")
+            if m.sha256 and not m.files:
+                state = "built-in"
+            else:
+                state = "on disk" if find_data(m, data_dir) else ("not fetched" if m.files else "not on disk")
+            print(f"{m.name}  [{m.loader}]  {state}  {m.license}")
+        return 0
+    m = load_manifest(args.name)
+    if args.data_command == "fetch":
+        folder = fetch(m, data_dir, progress=not args.quiet)
+        print(f"{args.name}: ready in {folder}")
         return 0
     if args.data_command == "verify":
-        m = load_manifest(args.name)
         if m.sha256 is None and not m.files:
             raise UserError("the manifest records no sha256 to verify against", source=f"data_manifests/{args.name}.yaml")
+        bad = 0
+        for check in verify(m, data_dir):
+            bad += check.status in ("missing", "mismatch")
+            print(f"{args.name}: {check.path}: {check.status.upper() if check.status != 'ok' else 'ok'}"
+                  f"{': ' + check.detail if check.detail else ''}", file=sys.stderr if check.status != "ok" else sys.stdout)
         if m.sha256:
-            got = load_dataset(args.name).sha256()
+            got = load_dataset(args.name, data_dir).sha256()
             if got != m.sha256:
                 print(f"{args.name}: MISMATCH: built data sha256 {got}, manifest says {m.sha256}", file=sys.stderr)
                 return 1
             print(f"{args.name}: ok (sha256 {got})")
-        return 0
+        return 1 if bad else 0
     return 2

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import UserError
 from ..paths import project_root
@@ -16,8 +16,18 @@ class ManifestFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(description="path relative to the dataset's data folder")
     url: str | None = None
-    sha256: str | None = None
-    size: int | None = None
+    mirrors: list[str] = Field(default_factory=list, description="other URLs serving the same bytes, tried in order")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="where only an md5 is published")
+    size: int | None = Field(None, ge=0)
+    extract: bool = Field(False, description="unpack this archive (tar, tar.gz, zip) into the data folder after verifying")
+
+    @field_validator("sha256", "md5", mode="before")
+    @classmethod
+    def _hex_string(cls, v):
+        if v is not None and not isinstance(v, str):  # YAML reads an all-digit hash as a number
+            raise ValueError("a hash must be a quoted string of lowercase hex digits")
+        return v
 
 
 class Manifest(BaseModel):
@@ -29,6 +39,7 @@ class Manifest(BaseModel):
     citation: str = ""
     homepage: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    root: str | None = Field(None, description="folder inside the data folder that holds what the loader reads")
     files: list[ManifestFile] = Field(default_factory=list)
     sha256: str | None = Field(None, description="sha256 of the built splits, for datasets generated from a package")
 

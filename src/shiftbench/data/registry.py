@@ -48,11 +48,16 @@ _memo: dict[tuple, DatasetSplits] = {}
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> DatasetSplits:
-    """Build the splits of the dataset named by a manifest (memoised within the process)."""
-    from . import digits  # noqa: F401  (registers the built-in loader)
+    """Build the splits of the dataset named by a manifest (memoised within the process).
+
+    data_dir: where downloaded data lives (default: $SHIFTBENCH_DATA, else $SHIFTBENCH_CACHE/data).
+    """
+    from . import digits  # noqa: F401  (importing the package registers every loader)
 
     manifest = load_manifest(name)
-    key = (manifest.name, config_hash(manifest.model_dump()), str(data_dir))
+    from .location import data_root
+
+    key = (manifest.name, config_hash(manifest.model_dump()), str(data_root(data_dir)))
     if key not in _memo:
         if manifest.loader not in LOADERS:
             raise UserError(f"unknown loader '{manifest.loader}'; known: {', '.join(sorted(LOADERS))}",

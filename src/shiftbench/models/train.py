@@ -2,7 +2,9 @@
 
 The key covers everything that decides the weights: the training data's sha256,
 the architecture and its parameters, the training recipe, and the seed. The
-checkpoint's own sha256 goes into every result record.
+checkpoint's own sha256 goes into every result record. A benchmark may instead
+name a trained checkpoint (`model: {arch: ..., checkpoint: path}`): it is loaded
+as is, nothing is trained, and its file's sha256 is the model's identity.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     """Load the cached checkpoint for this (data, arch, recipe, seed), training it first if missing."""
     arch = dict(arch)
     name = arch.pop("arch", "small_cnn")
+    if checkpoint := arch.pop("checkpoint", None):
+        return load_checkpoint(checkpoint, name, arch, train, device)
     key = model_key(train, {"arch": name, **arch}, recipe, seed)
     folder = cache_dir() / "models"
     ckpt = folder / f"{key}.pt"
@@ -61,6 +65,30 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
     model.to(device).eval()
     return SourceModel(model, key, ckpt, file_sha256(ckpt), json.loads(meta.read_text()))
+
+
+def load_checkpoint(checkpoint: str, name: str, arch: dict[str, Any], train: ImageSet,
+                    device: torch.device) -> SourceModel:
+    """A user's trained weights (a state_dict, or a dict holding one under 'state_dict'), relative paths
+    taken from the project root."""
+    from ..errors import UserError
+    from ..paths import project_root
+
+    path = Path(checkpoint).expanduser()
+    path = path if path.is_absolute() else project_root() / path
+    if not path.is_file():
+        raise UserError(f"checkpoint file not found: {path}", field="model.checkpoint")
+    model = build_model(name, train.num_classes, train.images.shape[1], **arch)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    except Exception as e:  # unpickling or shape errors: say which file and why, in one line
+        raise UserError(f"cannot load {path} into {name} {arch}: {str(e).splitlines()[0]}",
+                        field="model.checkpoint") from None
+    sha = file_sha256(path)
+    key = config_hash({"checkpoint": sha, "arch": {"arch": name, **arch}}, length=24)
+    info = {"key": key, "arch": name, "arch_params": arch, "checkpoint": str(path), "trained_by": "user"}
+    return SourceModel(model.to(device).eval(), key, path, sha, info)
 
 
 def _atomic_save(write, path: Path) -> None:

@@ -1,0 +1,62 @@
+"""Image folders, torchvision ImageFolder style: `<split>/<class>/<anything>.png|jpg|...`.
+
+params: `train` and `test` (sub-folders of the data folder; default "train" and
+"test"; without a test folder, `test_fraction` of train is held out, seeded),
+`channels` (1 or 3), `size` (resize every image to size x size; required when
+sizes differ), `val_fraction`, `split_seed`, `window`. Classes are the sorted
+names of the train folder's sub-folders; a test folder must have the same ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .common import hold_out_test, pil_to_chw, source_and_test, stack_images
+from .location import require_data
+from .manifest import Manifest
+from .registry import DatasetSplits, register_loader
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
+                      classes: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """Images uint8 (N, C, H, W), labels int64 and class names; files sorted by class then name."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not folder.is_dir():
+        raise UserError("folder not found", source=str(folder))
+    found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    if classes is None:
+        classes = found
+    elif set(found) - set(classes):
+        raise UserError(f"class folders {sorted(set(found) - set(classes))} are not in the train folder",
+                        source=str(folder))
+    arrays, labels = [], []
+    for k, name in enumerate(classes):
+        for path in sorted((folder / name).iterdir()) if (folder / name).is_dir() else []:
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(path) as im:
+                    arrays.append(pil_to_chw(im, channels, size))
+            except (UnidentifiedImageError, OSError) as e:
+                raise UserError(f"cannot read image ({e})", source=str(path)) from None
+            labels.append(k)
+    return stack_images(arrays, str(folder)), torch.tensor(labels, dtype=torch.int64), classes
+
+
+@register_loader("image_folder")
+def load_image_folder(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
+    p = {"train": "train", "test": "test", "channels": 3, "size": None, "test_fraction": 0.2, "split_seed": 0,
+         **manifest.params}
+    root = require_data(manifest, data_dir)
+    train_x, train_y, classes = read_image_folder(root / p["train"], int(p["channels"]), p["size"])
+    if p["test"] and (root / p["test"]).is_dir():
+        test_x, test_y, _ = read_image_folder(root / p["test"], int(p["channels"]), p["size"], classes)
+    else:
+        train_x, train_y, test_x, test_y = hold_out_test(train_x, train_y, float(p["test_fraction"]), int(p["split_seed"]))
+    return source_and_test(manifest.name, train_x, train_y, test_x, test_y, classes, p)

@@ -1,0 +1,60 @@
+"""Where downloaded datasets live on disk.
+
+The data root is `--data-dir` when given, else $SHIFTBENCH_DATA, else
+$SHIFTBENCH_CACHE/data. Dataset NAME is fetched into ROOT/NAME; a loader reads
+the manifest's `root` folder inside it (e.g. ROOT/cifar10/cifar-10-batches-py).
+An existing copy laid out as ROOT/<root> (torchvision style, without the
+NAME level) is found too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import UserError
+from ..paths import cache_dir
+from .manifest import Manifest
+
+DATA_ENV = "SHIFTBENCH_DATA"
+
+
+def data_root(data_dir: str | Path | None = None) -> Path:
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if env := os.environ.get(DATA_ENV):
+        return Path(env).expanduser()
+    return cache_dir() / "data"
+
+
+def dataset_dir(manifest: Manifest, data_dir: str | Path | None = None) -> Path:
+    """The folder `data fetch` downloads this dataset into."""
+    return data_root(data_dir) / manifest.name
+
+
+def find_data(manifest: Manifest, data_dir: str | Path | None = None) -> Path | None:
+    """The folder holding what the loader reads, or None when the data is not on disk."""
+    folder = dataset_dir(manifest, data_dir)
+    candidates = [folder / manifest.root, data_root(data_dir) / manifest.root] if manifest.root else [folder]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def require_data(manifest: Manifest, data_dir: str | Path | None = None) -> Path:
+    """find_data, or a one-line UserError that says how to get the data."""
+    found = find_data(manifest, data_dir)
+    if found is None:
+        where = dataset_dir(manifest, data_dir) / (manifest.root or "")
+        how = (f"run `shiftbench data fetch {manifest.name}`" if any(f.url for f in manifest.files)
+               else "put the files there")
+        raise UserError(f"dataset '{manifest.name}' is not on disk (looked for {where}); {how}, "
+                        f"or point --data-dir / ${DATA_ENV} at a local copy")
+    return found
+
+
+def data_present(name: str, data_dir: str | Path | None = None) -> bool:
+    from .manifest import load_manifest
+
+    return find_data(load_manifest(name), data_dir) is not None
