@@ -59,13 +59,13 @@ def is_number(x: Any) -> bool:
 
 
 def numeric_metrics(records: list[dict[str, Any]]) -> list[str]:
-    """Names of the scalar numeric metrics found in any record, accuracy first, then in order of appearance."""
-    names: dict[str, None] = {"accuracy": None}
+    """Names of the scalar numeric metrics found in any record (always accuracy), in display order."""
+    from .format import metric_order
+
+    names = {"accuracy"}
     for r in records:
-        for k, v in (r.get("metrics") or {}).items():
-            if is_number(v):
-                names.setdefault(k, None)
-    return list(names)
+        names.update(k for k, v in (r.get("metrics") or {}).items() if is_number(v))
+    return metric_order(names)
 
 
 def cells_frame(results: list[dict[str, Any]]) -> pd.DataFrame:

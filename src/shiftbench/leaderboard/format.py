@@ -16,12 +16,21 @@ LABELS = {
     "prior_l1": "prior L1 error", "n": "samples", "seconds": "seconds",
 }
 
+# Column order in tables; metrics not listed follow in alphabetical order.
+ORDER = ["accuracy", "balanced_accuracy", "worst_group_accuracy", "group_average_accuracy", "consistency",
+         "fooling_rate", "prior_l1", "nll", "ece", "error", "n"]
+
 # Metrics where a lower value is better (used only to describe plots and columns).
 LOWER_IS_BETTER = {"error", "nll", "ece", "prior_l1", "fooling_rate", "seconds"}
 
 
 def is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and not (isinstance(x, float) and math.isnan(x))
+
+
+def metric_order(names) -> list[str]:
+    rank = {m: i for i, m in enumerate(ORDER)}
+    return sorted(dict.fromkeys(names), key=lambda m: (rank.get(m, len(rank)), m))
 
 
 def metric_label(name: str) -> str:
@@ -36,13 +45,14 @@ def pct(x: Any) -> str:
 
 
 def number(x: Any) -> str:
+    """Integers as integers; other values with 3 decimals (so a column lines up), very small or large ones in e-notation."""
     if not is_number(x):
         return ""
-    if isinstance(x, int) or float(x).is_integer() and abs(x) < 1e9:
-        return f"{int(x):d}"
+    if isinstance(x, int):
+        return f"{x:d}"
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
         return f"{x:.3g}"
-    return f"{x:.4g}"
+    return f"{x:.3f}"
 
 
 def metric_value(name: str, x: Any) -> str:
@@ -51,6 +61,8 @@ def metric_value(name: str, x: Any) -> str:
         return pct(x)
     if name == "seconds" and is_number(x):
         return f"{x:.2f}"
+    if name == "n" and is_number(x):
+        return f"{round(x):d}"
     return number(x)
 
 

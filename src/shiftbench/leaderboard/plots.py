@@ -1,4 +1,4 @@
-"""Matplotlib SVG figures for the site: accuracy vs severity, scenario x entry heat maps, per-scenario bars.
+"""Matplotlib SVG figures for the site: accuracy vs severity, scenario x entry heat maps, per-scenario points.
 
 Figures are written as files and shown with <img>, so nothing in them can run
 in the page. Text is drawn as paths with mathtext off (a '$' in a name is a
@@ -18,6 +18,8 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+LINESTYLES = ("-", "--", ":")
 SEVERITY_IN_NAME = re.compile(r"^(?P<kind>.+)-s(?P<severity>\d+)$")
 RC = {"svg.hashsalt": "shiftbench", "svg.fonttype": "path", "text.parse_math": False, "font.size": 9,
       "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
@@ -67,11 +69,13 @@ def severity_plot(points: pd.DataFrame, clean: dict[str, float], labels: dict[st
             xs, ys = list(curve.index), list(100 * curve.values)
             if ident in clean:
                 xs, ys = [0] + xs, [100 * clean[ident]] + ys
-            ax.plot(xs, ys, marker="o", linewidth=1.6, markersize=4, label=label)
+            k = len(ax.lines)
+            ax.plot(xs, ys, marker=MARKERS[k % len(MARKERS)], linestyle=LINESTYLES[k // len(MARKERS) % len(LINESTYLES)],
+                    linewidth=1.6, markersize=5, label=label)
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel("accuracy (%), mean over corruptions")
         ax.xaxis.set_major_locator(_integer_locator())
-        ax.legend(loc="lower left", fontsize=8, frameon=False)
+        fig.legend(fontsize=8, frameon=False, loc="outside right upper")
         return _save(fig, path)
 
 
@@ -104,17 +108,20 @@ def heatmap(matrix: pd.DataFrame, path: Path, *, title: str = "accuracy (%)") ->
         return _save(fig, path)
 
 
-def bar_plot(matrix: pd.DataFrame, path: Path, *, ylabel: str) -> Path:
-    """Grouped bars: one group per scenario (rows), one bar per entry (columns)."""
+def point_plot(matrix: pd.DataFrame, path: Path, *, ylabel: str) -> Path:
+    """One column of points per scenario (rows), one marker per entry (columns), slightly offset so none hide."""
     rows, cols = matrix.shape
-    with _figure(max(4.5, 1.5 + 0.35 * rows * cols), 3.2) as fig:
+    with _figure(max(4.5, 2.5 + 0.8 * rows), 3.2) as fig:
         ax = fig.add_subplot()
-        width = 0.8 / max(cols, 1)
         x = np.arange(rows)
+        spread = min(0.5, 0.1 * cols)
         for j, col in enumerate(matrix.columns):
-            ax.bar(x + (j - (cols - 1) / 2) * width, matrix[col].to_numpy(dtype=float), width, label=str(col))
+            offset = (j / max(cols - 1, 1) - 0.5) * spread if cols > 1 else 0.0
+            ax.plot(x + offset, matrix[col].to_numpy(dtype=float), linestyle="none", marker=MARKERS[j % len(MARKERS)],
+                    markersize=6, label=str(col))
         ax.set_xticks(x, [str(r) for r in matrix.index], rotation=20, ha="right")
+        ax.set_xlim(-0.6, rows - 0.4)
         ax.set_ylabel(ylabel)
         ax.grid(axis="x", visible=False)
-        ax.legend(fontsize=8, frameon=False, loc="best")
+        fig.legend(fontsize=8, frameon=False, loc="outside right upper")
         return _save(fig, path)

@@ -34,9 +34,11 @@ from . import plots
 from .aggregate import load_results, numeric_metrics, scenario_table, summary_table
 from .checks import annotate, current_benchmark_hashes
 from .export import NOTE, to_csv
-from .format import LOWER_IS_BETTER, PERCENT_METRICS, metric_label, metric_value, pct, sort_key
+from .format import LOWER_IS_BETTER, PERCENT_METRICS, metric_label, metric_order, metric_value, pct, sort_key
 
 MARKER = ".shiftbench-site"
+PROVENANCE_ORDER = ("shiftbench_version", "git_commit", "torch_version", "python_version", "device", "data_sha256",
+                    "checkpoint_sha256", "model_key")
 STATIC_FILES = ("leaderboard.js", "style.css")
 # Per family, the metric that deserves its own plot beside accuracy (when present in the results).
 FAMILY_PLOTS = {"translation": ["consistency", "fooling_rate"], "label": ["prior_l1"],
@@ -77,13 +79,15 @@ def provenance_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     fields: dict[str, dict[str, int]] = {}
     for r in result.get("records", []):
         for k, v in (r.get("provenance") or {}).items():
-            if k in ("scenario_sha256", "config_hash"):
+            if k in ("scenario_sha256", "config_hash", "benchmark_hash"):  # per cell, or shown below
                 continue
             text = v if isinstance(v, str) else json.dumps(v)
             fields.setdefault(k, {})
             fields[k][text] = fields[k].get(text, 0) + 1
     seconds = sum(r["seconds"] for r in result.get("records", []) if isinstance(r.get("seconds"), (int, float)))
-    rows = [{"field": k, "values": list(v.items())} for k, v in fields.items()]
+    order = {k: i for i, k in enumerate(PROVENANCE_ORDER)}
+    rows = [{"field": k, "values": list(v.items())}
+            for k, v in sorted(fields.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))]
     rows.append({"field": "seconds (sum over cells)", "values": [(f"{seconds:.1f}", None)]})
     return rows
 
@@ -138,8 +142,12 @@ class SiteBuilder:
                 "flagged": [r for r in rows if r["flags"]], "views": []}
         ordered = [r["id"] for r in rows]
         labels = entry_labels([by_id[i] for i in ordered])
-        scen = self.per_scenario[self.per_scenario.benchmark == bench]
         specs = {s.name: s for s in spec.scenarios} if spec else {}
+        scen = self.per_scenario[self.per_scenario.benchmark == bench]
+        self.scenario_rank = scenario_order(specs, scen)
+        scen = scen.assign(_s=scen.scenario.map(self.scenario_rank), _e=scen.id.map(ordered.index))
+        scen = scen.sort_values(["_s", "_e"], kind="stable").drop(columns=["_s", "_e"])
+        mark_best(rows)
         for family in FAMILIES:
             fam = scen[scen.family == family]
             if not fam.empty:
@@ -181,11 +189,12 @@ class SiteBuilder:
             if metric in fam and fam[metric].notna().any():
                 m = self.matrix(fam, ordered, labels, metric)
                 m = 100 * m if metric in PERCENT_METRICS else m
-                plots.bar_plot(m, self.out / folder / "plots" / f"{family}-{metric}.svg", ylabel=metric_label(metric))
+                plots.point_plot(m, self.out / folder / "plots" / f"{family}-{metric}.svg", ylabel=metric_label(metric))
                 better = "lower" if metric in LOWER_IS_BETTER else "higher"
                 figures.append({"src": f"plots/{family}-{metric}.svg",
                                 "caption": f"{metric_label(metric)} per scenario ({better} is better)."})
-        metrics = ["accuracy"] + [c for c in fam.columns if c not in NOT_METRICS | HIDDEN_METRICS and fam[c].notna().any()]
+        metrics = metric_order(["accuracy"] + [c for c in fam.columns
+                                               if c not in NOT_METRICS | HIDDEN_METRICS and fam[c].notna().any()])
         long_rows = [{"scenario": r["scenario"], "entry": r["entry"], "id": r["id"], "failed": r["failed"],
                       "values": [(metric_value(m, r[m]), sort_key(r[m])) for m in metrics]}
                      for r in fam.to_dict("records")]
@@ -211,7 +220,10 @@ class SiteBuilder:
     def entry_page(self, info, result, row) -> None:
         folder = info["folder"]
         stem = path_part(result["id"].split("/")[-1])
-        records = result.get("records", [])
+        last = len(self.scenario_rank)
+        records = sorted(result.get("records", []), key=lambda r: (
+            self.scenario_rank.get(r.get("cell", {}).get("scenario"), last), str(r.get("cell", {}).get("scenario")),
+            r.get("cell", {}).get("seed", 0)))
         metrics = [m for m in numeric_metrics(records) if m not in HIDDEN_METRICS]
         cells = []
         for r in records:
@@ -238,6 +250,28 @@ class SiteBuilder:
                    metrics=metrics, cells=cells, failures=failures, provenance=provenance_rows(result),
                    has_segments=any(c["segments"] for c in cells), has_info=any(c["method_info"] for c in cells),
                    raw=f"{stem}.json", family_scores=[(f, row.get(f)) for f in (*FAMILIES, "clean")])
+
+
+def scenario_order(specs: dict[str, Any], scen: pd.DataFrame) -> dict[str, int]:
+    """Scenario -> position: the benchmark definition's order, then (for scenarios it no longer has) by family and name."""
+    family_rank = {f: i for i, f in enumerate(("clean", *FAMILIES))}
+    known = list(specs)
+    extra = sorted({(family_rank.get(f, 99), s) for s, f in zip(scen.scenario, scen.family) if s not in specs})
+    return {s: i for i, s in enumerate(known + [s for _, s in extra])}
+
+
+def mark_best(rows: list[dict[str, Any]]) -> None:
+    """row['best']: the score columns where this ranked row has the highest value among ranked rows."""
+    ranked = [r for r in rows if r["rank"] is not None]
+    for r in rows:
+        r["best"] = set()
+    for col in ("score", *FAMILIES, "clean"):
+        values = [r[col] for r in ranked if r[col] == r[col]]
+        if len(values) > 1:
+            top = max(values)
+            for r in ranked:
+                if r[col] == top:
+                    r["best"].add(col)
 
 
 def _load_spec(bench: str):
