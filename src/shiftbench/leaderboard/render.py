@@ -5,7 +5,7 @@ Layout of site_dir:
   results.csv, scenarios.csv       exports (accuracies as fractions)
   static/                          leaderboard.js (sorting, filtering), style.css
   <benchmark>/<family>.html        per-family view: accuracy matrix, all metrics, SVG plots
-  <benchmark>/scenarios.html       every scenario x entry, with a heat map
+  <benchmark>/scenarios.html       every scenario x entry, with the heat map
   <benchmark>/entries/<id>.html    one page per entry (+ <id>.json, the result file as it was read)
   <benchmark>/plots/*.svg
 
@@ -183,8 +183,6 @@ class SiteBuilder:
                 figures.append({"src": "plots/covariate-severity.svg",
                                 "caption": "Accuracy vs severity: each point is the mean accuracy over the corruptions "
                                            "at that severity; severity 0 is the clean test split. Sequences are left out."})
-        plots.heatmap(100 * acc, self.out / folder / "plots" / f"{family}-heatmap.svg")
-        figures.append({"src": f"plots/{family}-heatmap.svg", "caption": f"Accuracy (%) per {family} scenario and entry."})
         for metric in FAMILY_PLOTS.get(family, []):
             if metric in fam and fam[metric].notna().any():
                 m = self.matrix(fam, ordered, labels, metric)
