@@ -70,9 +70,11 @@ def test_a_hand_edited_result_is_flagged_unranked_and_shown(synth):
     honest.write_text(json.dumps(renamed))
     assert rows_by_name(results)["Renamed"].status == "edited"
 
+    (results / "synth" / "garbage.json").write_text("{not json")
     index = build_site(results, results.parent / "site")
     page = index.read_text()
     assert 'role="alert"' in page and "integrity check failed" in page and "header disagrees" in page
+    assert "unreadable" in page and rows_by_name(results)["garbage"].status == "edited"
     entry = next(index.parent.glob("synth/entries/Edited-*.html")).read_text()
     assert "records edited after the run" in entry
 

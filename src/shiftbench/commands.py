@@ -46,11 +46,14 @@ def _evaluate(checked, args) -> int:
 
 
 def format_summary(summary) -> str:
+    import pandas as pd
+
     from .shifts import FAMILIES
 
     table = summary[["rank", "entry", "benchmark", "score", *FAMILIES, "clean", "failed", "status"]].copy()
     for col in ("score", *FAMILIES, "clean"):
         table[col] = (100 * table[col]).round(1)
+    table["rank"] = ["-" if pd.isna(r) else str(int(r)) for r in table["rank"]]  # unranked: flagged entries
     return table.to_string(index=False)
 
 

@@ -6,7 +6,8 @@ Each result gets `flags` (a list of {kind, message}) and `ranked` (bool):
   stale      the benchmark definition changed (or vanished) since the result was computed
   duplicate  another result file on the same benchmark claims the same name
 and `oracle` (bool): the method uses privileged information (true labels or
-priors); it is shown as a reference and not ranked.
+priors), declared by `oracle: true` in the result, the submission, a parameter
+or the method's describe(); it is shown as a reference and not ranked.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def current_benchmark_hashes(names: set[str]) -> dict[str, str | None]:
 def is_oracle(result: dict[str, Any]) -> bool:
     if result.get("oracle") is True or (result.get("submission") or {}).get("oracle") is True:
         return True
-    return any((r.get("method_info") or {}).get("oracle") is True for r in result.get("records", []))
+    return any((r.get("method_info") or {}).get("oracle") is True or (r.get("cell", {}).get("params") or {}).get("oracle") is True
+               for r in result.get("records", []) if isinstance(r, dict))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -70,7 +72,10 @@ def annotate(results: list[dict[str, Any]], current_hashes: dict[str, str | None
         if res.get("integrity", "ok") != "ok":
             flags.append({"kind": "edited", "message": f"integrity check failed: {res['integrity']} "
                                                        "(records_sha256 does not match the records)"})
-        wrong = [] if str(res.get("integrity", "")).startswith("unreadable") else header_mismatches(res)
+        if str(res.get("integrity", "")).startswith("unreadable"):
+            res.update(flags=flags, oracle=False, ranked=False)
+            continue
+        wrong = header_mismatches(res)
         if wrong:
             flags.append({"kind": "edited", "message": "the file's header disagrees with its records: " + ", ".join(wrong)})
         current = current_hashes.get(res["benchmark"])
