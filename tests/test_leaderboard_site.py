@@ -201,6 +201,8 @@ def test_site_build_is_deterministic_self_contained_and_replaces_the_old_one(syn
     for rel, data in first.items():
         if rel.suffix in (".html", ".css", ".js", ".svg"):
             assert not re.search(rb"(src|href)=\"(https?:)?//", data), rel  # nothing fetched from the network
+    nav = (site / "synth" / "covariate.html").read_text()
+    assert all(f'href="../synth/{f}.html"' in nav for f in FAMILIES)  # every page links every family view
     build_site(results, site)
     assert {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()} == first
 

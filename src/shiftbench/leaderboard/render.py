@@ -148,11 +148,10 @@ class SiteBuilder:
         scen = scen.assign(_s=scen.scenario.map(self.scenario_rank), _e=scen.id.map(ordered.index))
         scen = scen.sort_values(["_s", "_e"], kind="stable").drop(columns=["_s", "_e"])
         mark_best(rows)
-        for family in FAMILIES:
-            fam = scen[scen.family == family]
-            if not fam.empty:
-                info["views"].append({"family": family, "href": f"{folder}/{family}.html"})
-                self.family_page(info, family, fam, ordered, labels, specs, scen)
+        present = [f for f in FAMILIES if (scen.family == f).any()]
+        info["views"] = [{"family": f, "href": f"{folder}/{f}.html"} for f in present]  # before any page links them
+        for family in present:
+            self.family_page(info, family, scen[scen.family == family], ordered, labels, specs, scen)
         self.scenarios_page(info, scen, ordered, labels)
         for row in rows:
             self.entry_page(info, by_id[row["id"]], row)
