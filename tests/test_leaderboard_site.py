@@ -210,6 +210,12 @@ def test_site_build_is_deterministic_self_contained_and_replaces_the_old_one(syn
     build_site(results, site)
     assert not list(site.glob("synth/entries/B-*")) and list(site.glob("synth/entries/A-*"))
 
+    legacy = results.parent / "legacy"  # the single page an earlier shiftbench wrote, without a marker
+    legacy.mkdir()
+    (legacy / "index.html").write_text("old")
+    build_site(results, legacy)
+    assert (legacy / "static" / "leaderboard.js").exists()
+
     foreign = results.parent / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")

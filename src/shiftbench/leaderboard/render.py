@@ -37,6 +37,7 @@ from .export import NOTE, to_csv
 from .format import LOWER_IS_BETTER, PERCENT_METRICS, metric_label, metric_order, metric_value, pct, sort_key
 
 MARKER = ".shiftbench-site"
+LEGACY = {"index.html"}  # what the first, single-page leaderboard wrote (no marker)
 PROVENANCE_ORDER = ("shiftbench_version", "git_commit", "torch_version", "python_version", "device", "data_sha256",
                     "checkpoint_sha256", "model_key")
 STATIC_FILES = ("leaderboard.js", "style.css")
@@ -291,7 +292,8 @@ def load_annotated(results_root: Path, benchmark_hashes: dict[str, str | None] |
 def build_site(results_root: Path, site_dir: Path, benchmark_hashes: dict[str, str | None] | None = None) -> Path:
     """Write the whole site into site_dir (replacing a previous build); returns the path of index.html."""
     site_dir = Path(site_dir)
-    if site_dir.exists() and (not site_dir.is_dir() or (any(site_dir.iterdir()) and not (site_dir / MARKER).exists())):
+    ours = site_dir.is_dir() and ((site_dir / MARKER).exists() or {p.name for p in site_dir.iterdir()} <= LEGACY)
+    if site_dir.exists() and not ours:
         raise UserError("refusing to replace a folder that shiftbench did not build (no .shiftbench-site marker); "
                         "choose an empty or new --site folder", source=str(site_dir))
     results = load_annotated(results_root, benchmark_hashes)
