@@ -133,7 +133,8 @@ def load_benchmark(name_or_path: str | Path, *, referrer: str | None = None) -> 
     if not path.exists():
         raise UserError(f"unknown benchmark '{name_or_path}'; known: {', '.join(known_benchmarks()) or 'none'}",
                         source=referrer, field="benchmark" if referrer else None)
-    key = str(path.resolve())
+    stat = path.stat()
+    key = f"{path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"  # an edited file is read again
     if key not in _cache:
         source = str(path)
         bench = parse_model(Benchmark, read_yaml(path), source)

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="build the leaderboard site from the result files")
     _common_paths(p)
+    p.add_argument("--format", default="html", choices=["html", "md", "tex"],
+                   help="html: build the site (default); md / tex: print the tables as Markdown / LaTeX")
+    p.add_argument("--serve", action="store_true", help="after building, serve the site on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
 
     sub.add_parser("methods", help="list the adaptation methods and their parameters")
     sub.add_parser("shifts", help="list the registered shifts by family")

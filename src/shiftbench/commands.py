@@ -29,7 +29,7 @@ def _executor(args):
 
 
 def _evaluate(checked, args) -> int:
-    from .leaderboard import build_site, summary_table, load_results
+    from .leaderboard import build_site, load_annotated, summary_table
     from .runner import run_submissions
     from .store import Store
 
@@ -37,7 +37,7 @@ def _evaluate(checked, args) -> int:
                              force=args.force, retry_failed=args.retry_failed, executor=_executor(args),
                              progress=not args.quiet)
     page = build_site(_results_dir(args), _site_dir(args))
-    summary = summary_table(load_results(_results_dir(args)))
+    summary = summary_table(load_annotated(_results_dir(args)))
     print(f"{len(report.cells)} cells: {report.computed} computed, {report.reused} reused, {report.failed} failed")
     if not summary.empty:
         print(format_summary(summary))
@@ -46,11 +46,14 @@ def _evaluate(checked, args) -> int:
 
 
 def format_summary(summary) -> str:
+    import pandas as pd
+
     from .shifts import FAMILIES
 
-    table = summary[["rank", "entry", "benchmark", "score", *FAMILIES, "clean", "failed"]].copy()
+    table = summary[["rank", "entry", "benchmark", "score", *FAMILIES, "clean", "failed", "status"]].copy()
     for col in ("score", *FAMILIES, "clean"):
         table[col] = (100 * table[col]).round(1)
+    table["rank"] = ["-" if pd.isna(r) else str(int(r)) for r in table["rank"]]  # unranked: flagged entries
     return table.to_string(index=False)
 
 
@@ -92,23 +95,48 @@ def _check_name_free(checked, others) -> None:
 
 
 def cmd_validate(args) -> int:
-    from .submission import check_submission
+    """Check each file without running it; every problem is printed as one line; exit 2 if any."""
+    from .config import all_problems, read_yaml
+    from .submission import Submission, check_submission, submissions_dir
 
+    bad = 0
     for f in args.files:
-        c = check_submission(f)
+        try:
+            problems = all_problems(Submission, read_yaml(f), str(f))
+            if not problems:
+                c = check_submission(f)
+                others = [p for p in sorted(submissions_dir().glob("*.yaml")) if p.resolve() != Path(f).resolve()]
+                _check_name_free(c, others)
+        except UserError as e:
+            problems = [e]
+        for e in problems:
+            print(f"shiftbench: error: {e}", file=sys.stderr)
+        if problems:
+            bad += 1
+            continue
         print(f"{f}: ok ({c.submission.method} on {c.submission.benchmark}, {len(c.benchmark.scenarios)} scenarios "
               f"x {len(c.submission.seeds)} seeds)")
-    return 0
+    return 2 if bad else 0
 
 
 def cmd_leaderboard(args) -> int:
-    from .leaderboard import build_site, load_results, summary_table
+    from .leaderboard import build_site, load_annotated, summary_table
 
+    if args.format in ("md", "tex"):
+        from .leaderboard.export import to_latex, to_markdown
+
+        summary = summary_table(load_annotated(_results_dir(args)))
+        print((to_markdown if args.format == "md" else to_latex)(summary), end="")
+        return 0
     page = build_site(_results_dir(args), _site_dir(args))
-    summary = summary_table(load_results(_results_dir(args)))
+    summary = summary_table(load_annotated(_results_dir(args)))
     if not summary.empty:
         print(format_summary(summary))
     print(f"leaderboard: {page}")
+    if args.serve:
+        from .leaderboard.serve import serve
+
+        serve(page.parent, args.port)
     return 0
 
 

@@ -30,7 +30,13 @@ def parse_model(model: type[M], raw: object, source: str) -> M:
     try:
         return model(**raw)
     except ValidationError as e:
-        err = e.errors()[0]
+        raise validation_errors(model, e, source)[0] from None
+
+
+def validation_errors(model: type[BaseModel], error: ValidationError, source: str) -> list[UserError]:
+    """Every problem pydantic found, each as a one-line UserError naming the field and what is allowed."""
+    out = []
+    for err in error.errors():
         field = ".".join(str(x) for x in err["loc"]) or None
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -39,4 +45,16 @@ def parse_model(model: type[M], raw: object, source: str) -> M:
             msg = "required field is missing"
         elif "input" in err and err["type"] != "literal_error":
             msg = f"{msg} (got {err['input']!r})"
-        raise UserError(msg, source=source, field=field) from None
+        out.append(UserError(" ".join(msg.split()), source=source, field=field))
+    return out
+
+
+def all_problems(model: type[M], raw: object, source: str) -> list[UserError]:
+    """Like parse_model, but returns every problem instead of raising the first (empty: valid)."""
+    if not isinstance(raw, dict):
+        return [UserError("expected a YAML mapping at the top level", source=source)]
+    try:
+        model(**raw)
+    except ValidationError as e:
+        return validation_errors(model, e, source)
+    return []

@@ -5,11 +5,16 @@ accuracy over its scenarios (each scenario averaged over seeds). A failed cell
 counts as accuracy 0 in the score, so failing is never better than trying, and
 the number of failed cells is shown beside it. The `clean` scenario is reported
 but not part of the score.
+
+Every result file is one entry, identified by `id` = "<benchmark>/<file stem>",
+so two files that claim the same name stay two rows (and are flagged, see
+checks.py). Only entries without flags are ranked.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,69 +23,112 @@ import pandas as pd
 from ..hashing import config_hash
 from ..shifts import FAMILIES
 
+CELL_COLUMNS = ["id", "entry", "benchmark", "scenario", "family", "seed", "status", "message", "seconds"]
+SUMMARY_COLUMNS = ["rank", "id", "entry", "benchmark", "method", "protocol", "score", *FAMILIES, "clean",
+                   "failed", "cells", "status"]
+
 
 def load_results(results_root: Path) -> list[dict[str, Any]]:
     """Every result file under results_root/<benchmark>/, with an `integrity` verdict attached."""
     out = []
     for path in sorted(Path(results_root).glob("*/*.json")):
+        ident = f"{path.parent.name}/{path.stem}"
         try:
             body = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            out.append({"path": str(path), "name": path.stem, "benchmark": path.parent.name, "records": [],
-                        "integrity": f"unreadable: {e}"})
+            if not isinstance(body, dict):
+                raise ValueError("top level is not an object")
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+            out.append({"path": str(path), "id": ident, "name": path.stem, "benchmark": path.parent.name,
+                        "records": [], "integrity": f"unreadable: {e}"})
             continue
+        body.setdefault("name", path.stem)
+        body.setdefault("benchmark", path.parent.name)
+        body.setdefault("records", [])
+        body["name"] = str(body["name"])
+        body["benchmark"] = str(body["benchmark"])
         body["path"] = str(path)
+        body["id"] = ident
         recorded = body.get("records_sha256")
-        body["integrity"] = "ok" if recorded == config_hash(body.get("records", []), length=64) else "records edited after the run"
+        body["integrity"] = "ok" if recorded == config_hash(body["records"], length=64) else "records edited after the run"
         out.append(body)
     return out
 
 
+def is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def numeric_metrics(records: list[dict[str, Any]]) -> list[str]:
+    """Names of the scalar numeric metrics found in any record (always accuracy), in display order."""
+    from .format import metric_order
+
+    names = {"accuracy"}
+    for r in records:
+        names.update(k for k, v in (r.get("metrics") or {}).items() if is_number(v))
+    return metric_order(names)
+
+
 def cells_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record; every numeric metric a record carries becomes a column."""
+    all_records = [r for res in results for r in res.get("records", [])]
+    metrics = [m for m in numeric_metrics(all_records) if m not in CELL_COLUMNS]
     rows = []
     for res in results:
         for r in res.get("records", []):
-            c = r["cell"]
+            c = r.get("cell", {})
+            ok = r.get("status") == "ok"
             m = r.get("metrics") or {}
-            rows.append({
-                "entry": res["name"], "benchmark": res["benchmark"], "scenario": c["scenario"], "family": c["family"],
-                "seed": c["seed"], "status": r["status"], "error": r.get("error"),
-                "accuracy": m.get("accuracy", 0.0) if r["status"] == "ok" else 0.0,
-                **{k: m.get(k) for k in ("nll", "ece", "balanced_accuracy", "worst_group_accuracy", "consistency")},
-                "seconds": r.get("seconds"),
-            })
-    return pd.DataFrame(rows, columns=["entry", "benchmark", "scenario", "family", "seed", "status", "error", "accuracy",
-                                       "nll", "ece", "balanced_accuracy", "worst_group_accuracy", "consistency", "seconds"])
+            row = {"id": res["id"], "entry": res["name"], "benchmark": res["benchmark"], "scenario": c.get("scenario"),
+                   "family": c.get("family"), "seed": c.get("seed"), "status": r.get("status"), "message": r.get("error"),
+                   "seconds": r.get("seconds") if is_number(r.get("seconds")) else None}
+            for k in metrics:
+                row[k] = m.get(k) if ok and is_number(m.get(k)) else None
+            if not ok:
+                row["accuracy"] = 0.0  # a failed cell scores 0, never better than trying
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=CELL_COLUMNS + metrics)
+    frame[metrics + ["seconds"]] = frame[metrics + ["seconds"]].apply(pd.to_numeric, errors="coerce")
+    return frame
 
 
 def scenario_table(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """(entry, benchmark, scenario, family) -> mean over seeds of each metric."""
+    """(id, entry, benchmark, scenario, family) -> mean over seeds of each metric, failed cells, seeds."""
     cells = cells_frame(results)
+    keys = ["id", "entry", "benchmark", "scenario", "family"]
+    metrics = [c for c in cells.columns if c not in CELL_COLUMNS] + ["seconds"]
     if cells.empty:
-        return cells
-    numeric = ["accuracy", "nll", "ece", "balanced_accuracy", "worst_group_accuracy", "consistency", "seconds"]
-    cells[numeric] = cells[numeric].apply(pd.to_numeric, errors="coerce")
-    agg = cells.groupby(["entry", "benchmark", "scenario", "family"], sort=False)[numeric].mean().reset_index()
-    failed = cells.assign(failed=cells.status.eq("failed")).groupby(["entry", "benchmark", "scenario"], sort=False).failed.sum()
-    return agg.merge(failed.reset_index(), on=["entry", "benchmark", "scenario"])
+        return pd.DataFrame(columns=keys + metrics + ["failed", "seeds"])
+    grouped = cells.assign(failed=cells.status.ne("ok")).groupby(keys, sort=False)
+    agg = grouped[metrics].mean()
+    agg["failed"] = grouped.failed.sum().astype(int)
+    agg["seeds"] = grouped.seed.nunique()
+    return agg.reset_index()
 
 
 def summary_table(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (entry, benchmark): family scores, overall score, rank, failed cells."""
+    """One row per result file: family scores, overall score, rank (unflagged entries only), failed cells."""
     per_scenario = scenario_table(results)
-    cols = ["rank", "entry", "benchmark", "method", "score", *FAMILIES, "clean", "failed", "integrity"]
-    if per_scenario.empty:
-        return pd.DataFrame(columns=cols)
-    fam = per_scenario.groupby(["entry", "benchmark", "family"]).accuracy.mean().unstack("family")
-    for f in (*FAMILIES, "clean"):
-        if f not in fam:
-            fam[f] = float("nan")
-    fam["score"] = fam[list(FAMILIES)].mean(axis=1, skipna=True)
-    fam["failed"] = per_scenario.groupby(["entry", "benchmark"]).failed.sum()
-    fam = fam.reset_index()
-    meta = {(r["name"], r["benchmark"]): r for r in results}
-    fam["method"] = [meta[(e, b)].get("method", "") for e, b in zip(fam.entry, fam.benchmark)]
-    fam["integrity"] = [meta[(e, b)].get("integrity", "ok") for e, b in zip(fam.entry, fam.benchmark)]
-    fam = fam.sort_values(["benchmark", "score"], ascending=[True, False])
-    fam["rank"] = fam.groupby("benchmark").score.rank(ascending=False, method="min").astype(int)
-    return fam[cols].reset_index(drop=True)
+    rows = []
+    for res in results:
+        sc = per_scenario[per_scenario.id == res["id"]]
+        fam = sc.groupby("family").accuracy.mean()
+        families = {f: float(fam[f]) if f in fam else math.nan for f in (*FAMILIES, "clean")}
+        scored = [families[f] for f in FAMILIES if not math.isnan(families[f])]
+        flags = res.get("flags", [])
+        rows.append({
+            "rank": math.nan, "id": res["id"], "entry": res["name"], "benchmark": res["benchmark"],
+            "method": str(res.get("method", "")), "protocol": str((res.get("submission") or {}).get("protocol", "")),
+            "score": sum(scored) / len(scored) if scored else math.nan, **families,
+            "failed": int(sc.failed.sum()), "cells": len(res.get("records", [])),
+            "status": "; ".join(dict.fromkeys([f["kind"] for f in flags] + ["oracle"] * bool(res.get("oracle")))) or "ok",
+            "_ranked": res.get("ranked", not flags),
+        })
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS + ["_ranked"])
+    if table.empty:
+        return table.drop(columns="_ranked")
+    ranked = table._ranked.astype(bool) & table.score.notna()
+    table.loc[ranked, "rank"] = table[ranked].groupby("benchmark").score.rank(ascending=False, method="min")
+    table["rank"] = table["rank"].astype("Int64")
+    table = table.sort_values(["benchmark", "rank", "score", "entry"], ascending=[True, True, False, True],
+                              na_position="last", kind="stable")
+    return table.drop(columns="_ranked").reset_index(drop=True)
