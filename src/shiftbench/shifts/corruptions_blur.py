@@ -41,10 +41,10 @@ def defocus_blur(x, p, g):
     imagenet=((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
 )
 def glass_blur(x, p, g):
-    """Gaussian blur, 8-bit truncation, the originals' sequential local pixel swaps
-    (`iterations` sweeps, offsets in [-delta, delta)), Gaussian blur again.
+    """Frosted glass: Gaussian blur, local pixel swaps within +-delta px, Gaussian blur again.
 
-    The swaps are computed exactly, as one permutation per image, in wavefronts (see
+    As the originals: blur, truncate to 8 bits, `iterations` sequential sweeps of pixel swaps
+    with offsets in [-delta, delta), blur. The swaps are computed exactly, as one permutation per image, in wavefronts (see
     image_ops.local_shuffle) instead of one Python step per pixel.
     """
     sigma, delta, iterations = p

@@ -86,8 +86,10 @@ def jpeg_compression(x, quality, g):
     imagenet=((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)),
 )
 def saturate(x, p, g):
-    """S * scale + shift in HSV (skimage), clipped. Grey pixels have hue 0, so shift tints them red,
-    as in the originals; a 1-channel image goes through RGB and back to luma."""
+    """Saturation S * scale + shift in HSV (skimage), clipped.
+
+    Grey pixels have hue 0, so shift tints them red, as in the originals; a 1-channel image
+    goes through RGB and back to luma."""
     scale, shift = p
 
     def edit(hsv):

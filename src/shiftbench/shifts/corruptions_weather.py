@@ -20,7 +20,9 @@ from .image_ops import (box3, clipped_zoom, colour, correlate2d, gaussian_filter
               (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)),
 )
 def snow(x, p, g):
-    """Falling snow: N(mu, sigma) flakes zoomed, thresholded, 8-bit, motion-blurred along
+    """Falling snow: thresholded noise flakes, motion-blurred, added over a brightened image.
+
+    Flakes are N(mu, sigma) noise zoomed, thresholded, 8-bit, motion-blurred along
     U(-135, -45) degrees, added twice (as is and rotated 180 degrees) to an image brightened
     towards 1.5 * grey + 0.5 with weight 1 - blend.
 
