@@ -39,10 +39,11 @@ def boundary_index(n: int, before: int, after: int, mode: str, device=None) -> t
 def filter_matrix(n: int, taps: torch.Tensor, mode: str) -> torch.Tensor:
     """(n, n) matrix A with (A @ v)[i] = sum_k taps[k] * v[i + k - r] under the boundary mode."""
     r = (len(taps) - 1) // 2
-    idx = boundary_index(n, r, r, mode, taps.device)
-    cols = idx[torch.arange(n, device=taps.device)[:, None] + torch.arange(2 * r + 1, device=taps.device)]
-    a = torch.zeros(n, n, dtype=taps.dtype, device=taps.device)
-    return a.scatter_add_(1, cols, taps.expand(n, -1).contiguous())
+    idx = boundary_index(n, r, r, mode)
+    cols = idx[torch.arange(n)[:, None] + torch.arange(2 * r + 1)]
+    a = torch.zeros(n, n, dtype=taps.dtype)
+    # built on the CPU: a CUDA scatter_add would sum folded taps in a varying order
+    return a.scatter_add_(1, cols, taps.cpu().expand(n, -1).contiguous()).to(taps.device)
 
 
 def correlate1d(x: torch.Tensor, taps: torch.Tensor, dim: int, mode: str) -> torch.Tensor:
