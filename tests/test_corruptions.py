@@ -240,16 +240,25 @@ def test_filters_match_scipy():
                                    zoomed[trim : trim + 20, trim : trim + 20], atol=1e-5)
 
 
-def test_hsv_round_trip_and_brightness_law():
-    from shiftbench.shifts.image_ops import hsv_to_rgb, rgb_to_hsv
+def test_brightness_and_saturate_equal_hsv_round_trip():
+    from matplotlib.colors import hsv_to_rgb, rgb_to_hsv  # same HSV convention as skimage
 
     x = torch.rand(4, 3, 9, 9, generator=torch.Generator().manual_seed(1))
     x[0] = 0.5  # grey
-    assert torch.allclose(hsv_to_rgb(rgb_to_hsv(x)), x, atol=1e-6)
-    c = CORRUPTIONS["brightness"]
-    v = x.amax(1, keepdim=True)
-    expected = x * (v + .2).clamp(max=1) / v  # raising V scales RGB, hue and saturation kept
-    assert torch.allclose(c.apply_float(x, 4, 0), expected.clamp(0, 1), atol=1e-5)
+    x[1, :, :3] = 0.0  # black
+    hsv = rgb_to_hsv(x.permute(0, 2, 3, 1).numpy().astype(np.float64))
+    for severity in (2, 5):
+        c = CORRUPTIONS["brightness"].cifar[severity - 1]
+        brighter = hsv.copy()
+        brighter[..., 2] = np.clip(brighter[..., 2] + c, 0, 1)
+        expected = torch.from_numpy(hsv_to_rgb(brighter)).permute(0, 3, 1, 2).float()
+        assert torch.allclose(CORRUPTIONS["brightness"].apply_float(x, severity, 0), expected, atol=1e-5)
+        for table in ("cifar", "imagenet"):
+            scale, shift = getattr(CORRUPTIONS["saturate"], table)[severity - 1]
+            sat = hsv.copy()
+            sat[..., 1] = np.clip(sat[..., 1] * scale + shift, 0, 1)
+            expected = torch.from_numpy(hsv_to_rgb(sat)).permute(0, 3, 1, 2).float()
+            assert torch.allclose(CORRUPTIONS["saturate"].apply_float(x, severity, 0, table), expected, atol=1e-5)
 
 
 def test_cli_lists_and_previews(project, capsys):

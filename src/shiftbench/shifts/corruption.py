@@ -47,8 +47,9 @@ def register_corruption(name: str, *, cifar: tuple, imagenet: tuple):
         CORRUPTIONS[name] = corruption
 
         def shift(data: ImageSet, *, seed: int, severity: Severity = 3, table: Table = "auto") -> ImageSet:
-            x = data.images.float().div_(255)
-            y = corruption.apply_float(x, severity, seed, table)
+            x = data.images.to(torch.float32).mul_(1 / 255)
+            g = generator(seed, x.device)
+            y = corruption.fn(x, corruption.param(severity, table, x.shape[-1]), g)
             return data.with_(images=to_uint8(y))
 
         shift.__doc__ = fn.__doc__
@@ -60,4 +61,5 @@ def register_corruption(name: str, *, cifar: tuple, imagenet: tuple):
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return x.clamp(0, 1).mul(255).round_().to(torch.uint8)
+    """[0, 1] floats (clipped) to 0..255, rounding half up."""
+    return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)

@@ -6,14 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import register_corruption, to_uint8
-from .image_ops import gaussian_filter, in_hsv, pil_box_resize
+from .image_ops import LUMA, gaussian_filter, pil_box_resize
 
 
 @register_corruption("contrast", cifar=(0.75, 0.5, 0.4, 0.3, 0.15), imagenet=(0.4, 0.3, 0.2, 0.1, 0.05))
 def contrast(x, c, g):
     """Scale each channel around its own mean by c."""
     mean = x.mean(dim=(2, 3), keepdim=True)
-    return (x - mean) * c + mean
+    return torch.add(mean * (1 - c), x, alpha=c)
 
 
 def _pixel_grid(n: int, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,10 +47,12 @@ def elastic_transform(x, p, g):
     mt = torch.linalg.solve(torch.cat([src, torch.ones(3, 1, dtype=src.dtype, device=dev)], 1).expand(n, 3, 3), dst)
     lin, shift = mt[:, :2, :].transpose(1, 2), mt[:, 2, :]  # dst = lin @ src + shift
     rows, cols = _pixel_grid(n, h, w, dev)
-    out_xy = torch.stack([cols, rows], -1).double().reshape(n, -1, 2) - shift[:, None]
-    src_xy = torch.linalg.solve(lin[:, None], out_xy[..., None]).squeeze(-1).reshape(n, h, w, 2)
+    inv = torch.linalg.inv(lin)  # cv2.warpAffine samples the source at lin^-1 (p - shift)
     scale = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=dev, dtype=torch.float64)
-    grid = (src_xy * scale - 1).to(x.dtype)
+    a = (inv * scale[:, None]).float()  # straight to grid_sample's [-1, 1] coordinates
+    b = (-(inv @ shift[..., None]).squeeze(-1) * scale - 1).float()
+    grid = (cols[..., None] * a[:, None, None, :, 0] + rows[..., None] * a[:, None, None, :, 1]
+            + b[:, None, None, :])
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
 
     if alpha > 0:
@@ -88,12 +90,16 @@ def jpeg_compression(x, quality, g):
 def saturate(x, p, g):
     """Saturation S * scale + shift in HSV (skimage), clipped.
 
-    Grey pixels have hue 0, so shift tints them red, as in the originals; a 1-channel image
-    goes through RGB and back to luma."""
+    Computed without leaving RGB: each channel is V * (1 - S * w(hue)), so a new saturation S'
+    moves it to V - (V - channel) * S' / S. Grey pixels have hue 0 (skimage), so a positive
+    shift tints them red: (V, V(1 - S'), V(1 - S')). A 1-channel image is treated as grey
+    and returns the luma of that result.
+    """
     scale, shift = p
-
-    def edit(hsv):
-        h, s, v = hsv.unbind(1)
-        return torch.stack([h, (s * scale + shift).clamp(0, 1), v], 1)
-
-    return in_hsv(x, edit)
+    v = x.amax(1, keepdim=True)
+    s = torch.where(v > 0, (v - x.amin(1, keepdim=True)) / v.clamp_min(1e-12), torch.zeros_like(v))
+    s_new = (s * scale + shift).clamp(0, 1)
+    coloured = v - (v - x) * (s_new / s.clamp_min(1e-12))
+    red = torch.tensor([1.0, 0.0, 0.0], device=x.device).view(1, 3, 1, 1) if x.shape[1] == 3 else None
+    grey = v * (1 - s_new * (1 - red)) if red is not None else v * (1 - s_new * (1 - LUMA[0]))
+    return torch.where(s > 0, coloured, grey)

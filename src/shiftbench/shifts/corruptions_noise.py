@@ -30,9 +30,8 @@ def shot_noise(x, c, g):
 )
 def impulse_noise(x, amount, g):
     """Salt-and-pepper noise (skimage 's&p'): a fraction `amount` of values set to 0 or 1, half each."""
-    hit = torch.rand(x.shape, generator=g, device=x.device) < amount
-    salt = torch.rand(x.shape, generator=g, device=x.device) < 0.5
-    return torch.where(hit, salt.to(x.dtype), x)
+    u = torch.rand(x.shape, generator=g, device=x.device)  # u < amount: hit; below amount / 2: salt
+    return torch.where(u < amount, (u < amount / 2).to(x.dtype), x)
 
 
 @register_corruption(

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import register_corruption
-from .image_ops import (box3, clipped_zoom, colour, correlate2d, gaussian_filter, grey, in_hsv, motion_blur,
+from .image_ops import (box3, clipped_zoom, colour, correlate2d, gaussian_filter, grey, motion_blur,
                         next_power_of_two, plasma_fractal)
 
 
@@ -97,13 +97,14 @@ def fog(x, p, g):
 
 @register_corruption("brightness", cifar=(0.05, 0.1, 0.15, 0.2, 0.3), imagenet=(0.1, 0.2, 0.3, 0.4, 0.5))
 def brightness(x, c, g):
-    """Add c to V in HSV (skimage), clipped to [0, 1]."""
+    """Add c to V in HSV (skimage), clipped to [0, 1].
 
-    def edit(hsv):
-        h, s, v = hsv.unbind(1)
-        return torch.stack([h, s, (v + c).clamp(0, 1)], 1)
-
-    return in_hsv(x, edit)
+    Computed without leaving RGB: with hue and saturation fixed every channel is proportional
+    to V, so the channels scale by V' / V (grey pixels, V = 0, become V').
+    """
+    v = x.amax(1, keepdim=True)
+    v_new = (v + c).clamp(0, 1)
+    return torch.where(v > 0, x * (v_new / v.clamp_min(1e-12)), v_new.expand_as(x))
 
 
 def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
@@ -116,16 +117,13 @@ def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
 
 def _distance_to(edges: torch.Tensor, cap: float) -> torch.Tensor:
     """Chamfer (1, sqrt 2) distance to the nearest edge pixel, capped (cv2.distanceTransform + THRESH_TRUNC)."""
-    big = 1e6
-    d = torch.where(edges, torch.zeros_like(edges, dtype=torch.float32), torch.full_like(edges, big, dtype=torch.float32))
-    r2 = math.sqrt(2)
+    inf = torch.full_like(edges, float("inf"), dtype=torch.float32)
+    d = torch.where(edges, torch.zeros_like(inf), inf)
     for _ in range(int(math.ceil(cap)) + 1):
-        p = F.pad(d, (1, 1, 1, 1), value=big)
-        axial = torch.minimum(torch.minimum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]),
-                              torch.minimum(p[..., 1:-1, :-2], p[..., 1:-1, 2:])) + 1
-        diag = torch.minimum(torch.minimum(p[..., :-2, :-2], p[..., :-2, 2:]),
-                             torch.minimum(p[..., 2:, :-2], p[..., 2:, 2:])) + r2
-        d = torch.minimum(d, torch.minimum(axial, diag))
+        # min over the 4-neighbours + 1 and over all 8 + sqrt 2 = the chamfer step
+        cross = torch.minimum(-F.max_pool2d(-d, (3, 1), 1, (1, 0)), -F.max_pool2d(-d, (1, 3), 1, (0, 1)))
+        ring = -F.max_pool2d(-d, 3, 1, 1)
+        d = torch.minimum(d, torch.minimum(cross + 1, ring + math.sqrt(2)))
     return d.clamp(max=cap)
 
 

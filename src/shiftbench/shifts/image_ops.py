@@ -83,7 +83,13 @@ def correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> 
     y = x.reshape(-1, 1, h, w)
     y = y.index_select(-2, boundary_index(h, kh // 2, kh // 2, mode, x.device))
     y = y.index_select(-1, boundary_index(w, kw // 2, kw // 2, mode, x.device))
-    return F.conv2d(y, kernel.to(x).view(1, 1, kh, kw)).view_as(x)
+    if kh * kw <= 49:
+        return F.conv2d(y, kernel.to(x).view(1, 1, kh, kw)).view_as(x)
+    # large kernels: circular cross-correlation by FFT on the padded image; the first h x w
+    # outputs never wrap around, so they equal the direct correlation
+    ph, pw = y.shape[-2:]
+    spec = torch.fft.rfft2(y, s=(ph, pw)) * torch.fft.rfft2(kernel.to(x), s=(ph, pw)).conj()
+    return torch.fft.irfft2(spec, s=(ph, pw))[..., :h, :w].reshape(x.shape)
 
 
 def box3(x: torch.Tensor) -> torch.Tensor:
@@ -192,42 +198,6 @@ def colour(rgb: tuple[float, float, float], channels: int, device) -> torch.Tens
     return t.view(1, channels, 1, 1)
 
 
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """skimage.color.rgb2hsv on (N, 3, H, W): hue in [0, 1), 0 where the pixel is grey."""
-    r, g, b = x.unbind(1)
-    v, _ = x.max(1)
-    delta = v - x.min(1).values
-    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    s = torch.where(v > 0, delta / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
-    h = torch.where(r == v, (g - b) / safe, torch.zeros_like(v))
-    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
-    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
-    h = torch.where(delta > 0, (h / 6.0).remainder(1.0), torch.zeros_like(h))
-    return torch.stack([h, s, v], 1)
-
-
-def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    h, s, v = hsv.unbind(1)
-    h6 = h * 6.0
-    i = torch.floor(h6)
-    f = h6 - i
-    i = i.long().remainder(6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = torch.stack([
-        torch.stack([v, q, p, p, t, v], 1),
-        torch.stack([t, v, v, q, p, p], 1),
-        torch.stack([p, p, t, v, v, q], 1),
-    ], 1)  # (N, 3, 6, H, W)
-    return table.gather(2, i[:, None, None].expand(-1, 3, 1, -1, -1)).squeeze(2)
-
-
-def in_hsv(x: torch.Tensor, edit) -> torch.Tensor:
-    """Apply edit(hsv) -> hsv in skimage's HSV. A 1-channel image goes through RGB and back to luma."""
-    rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-    out = hsv_to_rgb(edit(rgb_to_hsv(rgb)))
-    return grey(out) if x.shape[1] == 1 else out
-
-
 # ----------------------------------------------------------------------------- resampling
 
 def pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
@@ -249,15 +219,34 @@ def pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
     return m
 
 
+def banded(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A resampling matrix (out, in) as (out, k) source indices and weights, k = its widest row."""
+    k = max(1, int((m != 0).sum(1).max()))
+    w, idx = torch.topk(m, k, dim=1)  # zero weights pad the shorter rows harmlessly
+    return idx, w
+
+
+def resample_axis(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
+    """y = m applied along dim (-1 or -2), using only its few non-zero weights per row."""
+    idx, w = banded(m)
+    w = w.to(x)
+    out = None
+    for t in range(idx.shape[1]):
+        term = x.index_select(dim, idx[:, t].to(x.device))
+        wt = w[:, t].view(-1) if dim == -1 else w[:, t].view(-1, 1)
+        out = term * wt if out is None else out.addcmul_(term, wt)
+    return out
+
+
 def pil_box_resize(x255: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Pillow's Image.resize(size, BOX) on 8-bit values: horizontal pass, round, vertical pass, round."""
     h, w = x255.shape[-2:]
     out_h, out_w = size
     y = x255
     if out_w != w:
-        y = torch.floor(y @ pil_box_matrix(w, out_w).to(y).T + 0.5)
+        y = torch.floor(resample_axis(y, pil_box_matrix(w, out_w), -1) + 0.5)
     if out_h != h:
-        y = torch.floor(pil_box_matrix(h, out_h).to(y) @ y + 0.5)
+        y = torch.floor(resample_axis(y, pil_box_matrix(h, out_h), -2) + 0.5)
     return y
 
 
@@ -269,11 +258,11 @@ def plasma_fractal(n: int, mapsize: int, decay: float, g: torch.Generator, devic
     The random term is wibble * U(-wibble, wibble), wibble starting at 100 and divided by
     `decay` per level: the originals' quirk (the amplitude enters squared) is kept.
     """
-    m = torch.zeros(n, mapsize, mapsize, dtype=torch.float64, device=device)
+    m = torch.zeros(n, mapsize, mapsize, device=device)
     step, wibble = mapsize, 100.0
 
     def wibbled(a):
-        u = torch.rand(a.shape, generator=g, device=device, dtype=torch.float64) * 2 - 1
+        u = torch.rand(a.shape, generator=g, device=device) * 2 - 1
         return a / 4 + wibble * wibble * u
 
     while step >= 2:
@@ -289,7 +278,7 @@ def plasma_fractal(n: int, mapsize: int, decay: float, g: torch.Generator, devic
         step //= 2
         wibble /= decay
     m = m - m.amin(dim=(1, 2), keepdim=True)
-    return (m / m.amax(dim=(1, 2), keepdim=True)).float()
+    return m / m.amax(dim=(1, 2), keepdim=True)
 
 
 def next_power_of_two(v: int) -> int:
