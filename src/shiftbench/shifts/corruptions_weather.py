@@ -117,13 +117,15 @@ def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
 
 def _distance_to(edges: torch.Tensor, cap: float) -> torch.Tensor:
     """Chamfer (1, sqrt 2) distance to the nearest edge pixel, capped (cv2.distanceTransform + THRESH_TRUNC)."""
-    inf = torch.full_like(edges, float("inf"), dtype=torch.float32)
-    d = torch.where(edges, torch.zeros_like(inf), inf)
+    big = 1e6
+    d = torch.where(edges, 0.0, big).float()
     for _ in range(int(math.ceil(cap)) + 1):
-        # min over the 4-neighbours + 1 and over all 8 + sqrt 2 = the chamfer step
-        cross = torch.minimum(-F.max_pool2d(-d, (3, 1), 1, (1, 0)), -F.max_pool2d(-d, (1, 3), 1, (0, 1)))
-        ring = -F.max_pool2d(-d, 3, 1, 1)
-        d = torch.minimum(d, torch.minimum(cross + 1, ring + math.sqrt(2)))
+        p = F.pad(d, (1, 1, 1, 1), value=big)
+        axial = torch.minimum(torch.minimum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]),
+                              torch.minimum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]))
+        diagonal = torch.minimum(torch.minimum(p[..., :-2, :-2], p[..., :-2, 2:]),
+                                 torch.minimum(p[..., 2:, :-2], p[..., 2:, 2:]))
+        d = torch.minimum(d, torch.minimum(axial + 1, diagonal + math.sqrt(2)))
     return d.clamp(max=cap)
 
 
