@@ -167,6 +167,20 @@ def test_large_and_single_channel_images(name):
     assert out.images.shape == grey.images.shape and out.images.dtype == torch.uint8
 
 
+def test_cpu_blocks_continue_one_random_stream():
+    from shiftbench.shifts.corruption import CPU_BLOCK_VALUES
+
+    per_block = CPU_BLOCK_VALUES // (3 * 224 * 224)
+    same = big_images(1).images.expand(per_block + 1, -1, -1, -1).contiguous()
+    data = ImageSet(same, torch.zeros(len(same), dtype=torch.int64), ("a",))
+    c = CORRUPTIONS["gaussian_noise"]
+    out = c.apply_uint8(data.images, 5, seed=4)
+    assert len(c.blocks(data.images)) == 2
+    assert torch.equal(out, c.apply_uint8(data.images, 5, seed=4))
+    assert not torch.equal(out[0], out[per_block])  # the second block draws fresh noise
+    assert torch.equal(get_shift("gaussian_noise").fn(data, seed=4, severity=5).images, out)
+
+
 def test_pixelate_equals_pillow_box_and_grows_at_224px(digits):
     from PIL import Image
 

@@ -39,6 +39,7 @@ def defocus_blur(x, p, g):
     "glass_blur",
     cifar=((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
     imagenet=((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+    blocked=False,
 )
 def glass_blur(x, p, g):
     """Frosted glass: Gaussian blur, local pixel swaps within +-delta px, Gaussian blur again.
