@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -9,6 +11,7 @@ from .corruption import register_corruption
 from .image_ops import clipped_zoom, correlate1d, correlate2d, gaussian_filter, local_shuffle, motion_blur as _motion
 
 
+@functools.lru_cache(maxsize=16)
 def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     """The originals' defocus kernel: a normalised disk on a grid of at least 17 x 17,
     smoothed by a 3x3 (5x5 when radius > 8) Gaussian of sigma alias_blur (cv2.GaussianBlur)."""

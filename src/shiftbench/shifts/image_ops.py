@@ -8,6 +8,7 @@ All functions take float images (N, C, H, W) unless they say otherwise.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -61,12 +62,19 @@ def gaussian_taps(sigma: float, truncate: float = 4.0, device=None) -> torch.Ten
     return (k / k.sum()).float()
 
 
+@functools.lru_cache(maxsize=128)
+def gaussian_matrix(n: int, sigma: float, mode: str, truncate: float) -> torch.Tensor:
+    return filter_matrix(n, gaussian_taps(sigma, truncate), mode)
+
+
 def gaussian_filter(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
     """scipy.ndimage.gaussian_filter over the last two axes (skimage.filters.gaussian uses mode 'nearest')."""
     if sigma <= 0:
         return x
-    taps = gaussian_taps(sigma, truncate, x.device)
-    return correlate1d(correlate1d(x, taps, -1, mode), taps, -2, mode)
+    h, w = x.shape[-2:]
+    a_w = gaussian_matrix(w, float(sigma), mode, float(truncate)).to(x)
+    a_h = a_w if h == w else gaussian_matrix(h, float(sigma), mode, float(truncate)).to(x)
+    return a_h @ (x @ a_w.T)
 
 
 def correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
@@ -193,31 +201,38 @@ def colour(rgb: tuple[float, float, float], channels: int, device) -> torch.Tens
 
 # ----------------------------------------------------------------------------- resampling
 
+@functools.lru_cache(maxsize=64)
 def pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
     """(out, in) weights of Pillow's BOX resampling along one axis (Resample.c precompute_coeffs)."""
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
-    m = torch.zeros(out_size, in_size, dtype=torch.float64)
+    rows = []
     for xx in range(out_size):
         center = (xx + 0.5) * scale
         lo = max(int(center - support + 0.5), 0)
         hi = min(int(center + support + 0.5), in_size)
+        row = [0.0] * in_size
         for j in range(lo, hi):
             u = (j - center + 0.5) / filterscale
-            m[xx, j] = 1.0 if -0.5 < u <= 0.5 else 0.0
-        total = m[xx].sum()
-        if total > 0:
-            m[xx] /= total
-    return m
+            row[j] = 1.0 if -0.5 < u <= 0.5 else 0.0
+        total = sum(row)
+        rows.append([v / total for v in row] if total > 0 else row)
+    return torch.tensor(rows, dtype=torch.float64)
 
 
-def resample_axis(x: torch.Tensor, m: torch.Tensor, dim: int) -> torch.Tensor:
-    """y = m applied along dim (-1 or -2) for a box matrix m: each row averages one contiguous
-    run of source pixels, so y is a difference of prefix sums (exact on 8-bit integer values)."""
-    nz = m != 0
+@functools.lru_cache(maxsize=64)
+def box_runs(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's BOX weights as [lo, hi) runs of equally weighted source pixels per output pixel."""
+    nz = pil_box_matrix(in_size, out_size) != 0
     lo = nz.float().argmax(1)
-    hi = lo + nz.sum(1)
+    return lo, lo + nz.sum(1)
+
+
+def resample_axis(x: torch.Tensor, runs: tuple[torch.Tensor, torch.Tensor], dim: int) -> torch.Tensor:
+    """Average each output's run of source pixels along dim (-1 or -2) as a difference of
+    prefix sums (exact on 8-bit integer values)."""
+    lo, hi = runs
     zero = torch.zeros_like(x.narrow(dim, 0, 1))
     prefix = torch.cat([zero, x.cumsum(dim)], dim)
     total = prefix.index_select(dim, hi.to(x.device)) - prefix.index_select(dim, lo.to(x.device))
@@ -231,9 +246,9 @@ def pil_box_resize(x255: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out_h, out_w = size
     y = x255
     if out_w != w:
-        y = torch.floor(resample_axis(y, pil_box_matrix(w, out_w), -1) + 0.5)
+        y = torch.floor(resample_axis(y, box_runs(w, out_w), -1) + 0.5)
     if out_h != h:
-        y = torch.floor(resample_axis(y, pil_box_matrix(h, out_h), -2) + 0.5)
+        y = torch.floor(resample_axis(y, box_runs(h, out_h), -2) + 0.5)
     return y
 
 
