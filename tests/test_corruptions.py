@@ -254,6 +254,34 @@ def test_filters_match_scipy():
                                    zoomed[trim : trim + 20, trim : trim + 20], atol=1e-5)
 
 
+def test_defocus_kernel_and_fft_correlation_match_scipy():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    from shiftbench.shifts.corruptions_blur import disk_kernel
+    from shiftbench.shifts.image_ops import correlate2d
+
+    x = torch.rand(2, 1, 30, 26, generator=torch.Generator().manual_seed(2))
+    for radius, alias in [(1, 0.2), (10, 0.5)]:  # 17 x 17 and 21 x 21 kernels (FFT path)
+        k = disk_kernel(radius, alias)
+        assert k.shape == ((17, 17) if radius <= 8 else (21, 21))  # not renormalised after blur, as cv2
+        ref = ndimage.correlate(x[:, 0].numpy(), k.numpy()[None], mode="mirror")
+        np.testing.assert_allclose(correlate2d(x, k)[:, 0].numpy(), ref, atol=1e-5)
+
+
+def test_motion_blur_kernel_is_a_one_sided_gaussian_line():
+    from shiftbench.shifts.image_ops import motion_blur
+
+    x = torch.zeros(2, 1, 5, 40)
+    x[:, :, 2, 30] = 1.0
+    out = motion_blur(x, 6, 2.0, torch.tensor([0.0, 180.0]))
+    i = torch.arange(13.0)
+    k = torch.exp(-(i**2) / 8)
+    k /= k.sum()
+    # tap i reads the pixel i steps along the angle: a point spreads i steps against it
+    assert torch.allclose(out[0, 0, 2, 18:31].flip(0), k, atol=1e-6)
+    assert torch.allclose(out[1, 0, 2, 30:43 - 3], k[:10], atol=1e-6)
+    assert out[:, :, [0, 1, 3, 4]].abs().max() == 0
+
+
 def test_brightness_and_saturate_equal_hsv_round_trip():
     from matplotlib.colors import hsv_to_rgb, rgb_to_hsv  # same HSV convention as skimage
 
