@@ -167,6 +167,15 @@ def test_large_and_single_channel_images(name):
     assert out.images.shape == grey.images.shape and out.images.dtype == torch.uint8
 
 
+@pytest.mark.parametrize("name", sorted(DETERMINISTIC))
+def test_single_channel_is_the_luma_of_the_grey_rgb_result(name):
+    fn = get_shift(name).fn
+    grey = big_images(2, size=40, channels=1)
+    rgb = grey.with_(images=grey.images.expand(-1, 3, -1, -1).contiguous())
+    luma = (fn(rgb, seed=0, severity=5).images.float() * torch.tensor([.299, .587, .114]).view(1, 3, 1, 1)).sum(1)
+    assert (fn(grey, seed=0, severity=5).images[:, 0].float() - luma).abs().max() <= 1
+
+
 def test_cpu_blocks_continue_one_random_stream():
     from shiftbench.shifts.corruption import CPU_BLOCK_VALUES
 
