@@ -57,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
 
     sub.add_parser("methods", help="list the adaptation methods and their parameters")
-    sub.add_parser("shifts", help="list the registered shifts by family")
+    p = sub.add_parser("shifts", help="list the registered shifts by family; 'preview' draws the corruptions")
+    ssub = p.add_subparsers(dest="shifts_command", metavar="ACTION")
+    v = ssub.add_parser("preview", help="grid of test images under every corruption (rows) and severity (columns)")
+    v.add_argument("--benchmark", required=True, help="benchmark name or YAML path whose test images to use")
+    v.add_argument("--out", type=Path, required=True, help="image file to write (.png, .pdf, .svg, .jpg)")
+    v.add_argument("--n", type=int, default=4, help="images per cell (default 4)")
+    v.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("data", help="datasets: list, fetch, verify")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")

@@ -163,6 +163,11 @@ def cmd_shifts(args) -> int:
     from .params import describe_params
     from .shifts import FAMILIES, all_shifts
 
+    if getattr(args, "shifts_command", None) == "preview":
+        from .preview import draw_preview
+
+        print(f"preview: {draw_preview(args.benchmark, args.out, args.n, args.seed)}")
+        return 0
     shifts = all_shifts()
     for fam in FAMILIES:
         print(f"{fam}:")

@@ -1,0 +1,287 @@
+"""Batched image operations shared by the corruptions, in torch on whatever device the images are.
+
+They follow the conventions of the libraries the original CIFAR-10-C / ImageNet-C generators
+called (SciPy boundary modes and kernel radii, OpenCV's BORDER_REFLECT_101, Pillow's BOX
+resampling, skimage's HSV), because those details decide what a corruption looks like at 32 px.
+All functions take float images (N, C, H, W) unless they say otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, what cv2.COLOR_RGB2GRAY uses
+
+
+# ----------------------------------------------------------------------------- boundaries and filters
+
+def boundary_index(n: int, before: int, after: int, mode: str, device=None) -> torch.Tensor:
+    """Source index of each position of a length-n axis padded by `before` / `after` (any amount).
+
+    nearest: a a | a b c | c c (skimage's default).  reflect: b a | a b c | c b (SciPy 'reflect').
+    mirror: c b | a b c | b a (SciPy 'mirror' = OpenCV BORDER_REFLECT_101).
+    """
+    i = torch.arange(-before, n + after, device=device)
+    if mode == "nearest" or n == 1:
+        return i.clamp(0, n - 1)
+    if mode == "reflect":
+        j = i.remainder(2 * n)
+        return torch.where(j < n, j, 2 * n - 1 - j)
+    if mode == "mirror":
+        j = i.remainder(2 * n - 2)
+        return torch.where(j < n, j, 2 * n - 2 - j)
+    raise ValueError(f"unknown boundary mode {mode!r}")
+
+
+def filter_matrix(n: int, taps: torch.Tensor, mode: str) -> torch.Tensor:
+    """(n, n) matrix A with (A @ v)[i] = sum_k taps[k] * v[i + k - r] under the boundary mode."""
+    r = (len(taps) - 1) // 2
+    idx = boundary_index(n, r, r, mode)
+    cols = idx[torch.arange(n)[:, None] + torch.arange(2 * r + 1)]
+    a = torch.zeros(n, n, dtype=taps.dtype)
+    # built on the CPU: a CUDA scatter_add would sum folded taps in a varying order
+    return a.scatter_add_(1, cols, taps.cpu().expand(n, -1).contiguous()).to(taps.device)
+
+
+def correlate1d(x: torch.Tensor, taps: torch.Tensor, dim: int, mode: str) -> torch.Tensor:
+    """Correlate along dim (-1 or -2) with odd-length taps, as one matrix product with the
+    boundary folded into the matrix: any kernel length, and BLAS beats a 1-channel conv on CPU."""
+    a = filter_matrix(x.shape[dim], taps.to(x), mode)
+    return x @ a.T if dim == -1 else a @ x
+
+
+def gaussian_taps(sigma: float, truncate: float = 4.0, device=None) -> torch.Tensor:
+    """SciPy's kernel: radius int(truncate * sigma + 0.5), normalised."""
+    r = int(truncate * sigma + 0.5)
+    t = torch.arange(-r, r + 1, dtype=torch.float64, device=device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (k / k.sum()).float()
+
+
+@functools.lru_cache(maxsize=128)
+def gaussian_matrix(n: int, sigma: float, mode: str, truncate: float) -> torch.Tensor:
+    return filter_matrix(n, gaussian_taps(sigma, truncate), mode)
+
+
+def gaussian_filter(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
+    """scipy.ndimage.gaussian_filter over the last two axes (skimage.filters.gaussian uses mode 'nearest')."""
+    if sigma <= 0:
+        return x
+    h, w = x.shape[-2:]
+    a_w = gaussian_matrix(w, float(sigma), mode, float(truncate)).to(x)
+    a_h = a_w if h == w else gaussian_matrix(h, float(sigma), mode, float(truncate)).to(x)
+    return a_h @ (x @ a_w.T)
+
+
+def correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
+    """2-D correlation of every channel with one odd-sized kernel (cv2.filter2D with its default border)."""
+    kh, kw = kernel.shape
+    h, w = x.shape[-2:]
+    y = x.reshape(-1, 1, h, w)
+    y = y.index_select(-2, boundary_index(h, kh // 2, kh // 2, mode, x.device))
+    y = y.index_select(-1, boundary_index(w, kw // 2, kw // 2, mode, x.device))
+    if kh * kw <= 49:
+        return F.conv2d(y, kernel.to(x).view(1, 1, kh, kw)).view_as(x)
+    # large kernels: circular cross-correlation by FFT on the padded image; the first h x w
+    # outputs never wrap around, so they equal the direct correlation
+    ph, pw = y.shape[-2:]
+    spec = torch.fft.rfft2(y, s=(ph, pw)) * torch.fft.rfft2(kernel.to(x), s=(ph, pw)).conj()
+    return torch.fft.irfft2(spec, s=(ph, pw))[..., :h, :w].reshape(x.shape)
+
+
+def box3(x: torch.Tensor) -> torch.Tensor:
+    """cv2.blur(x, (3, 3)): 3x3 mean with BORDER_REFLECT_101."""
+    taps = torch.full((3,), 1 / 3, device=x.device)
+    return correlate1d(correlate1d(x, taps, -1, "mirror"), taps, -2, "mirror")
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Zoom into the centre by `factor` and crop back to size (scipy.ndimage.zoom, order 1, as the originals)."""
+    h, w = x.shape[-2:]
+    ch, cw = math.ceil(h / factor), math.ceil(w / factor)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = x[..., top : top + ch, left : left + cw]
+    zh, zw = max(h, round(ch * factor)), max(w, round(cw * factor))
+    if (zh, zw) == (ch, cw):
+        return crop
+    # scipy's zoom maps the corner pixels onto each other: align_corners=True
+    up = F.interpolate(crop, size=(zh, zw), mode="bilinear", align_corners=True)
+    th, tw = (zh - h) // 2, (zw - w) // 2
+    return up[..., th : th + h, tw : tw + w]
+
+
+def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
+    """ImageMagick's MotionBlurImage, one angle per image: a one-sided Gaussian line kernel.
+
+    Width 2*ceil(radius)+1 taps, weight exp(-i^2 / 2 sigma^2) at tap i, tap i samples the
+    pixel round(i * (cos a, sin a)) away (x right, y down), edge pixels repeated.
+    """
+    n, c, h, w = x.shape
+    width = 2 * math.ceil(radius) + 1
+    i = torch.arange(width, dtype=torch.float64, device=x.device)
+    k = torch.exp(-(i**2) / (2 * sigma**2))
+    k = (k / k.sum()).float()
+    theta = torch.deg2rad(angle_deg.double())[:, None]
+    ox = torch.ceil(i * torch.cos(theta) - 0.5).long()  # (n, width)
+    oy = torch.ceil(i * torch.sin(theta) - 0.5).long()
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    flat = x.reshape(n, c, h * w)
+    out = torch.zeros_like(flat)
+    for j in range(width):
+        r = (rows[None, :, None] + oy[:, j, None, None]).clamp_(0, h - 1)
+        q = (cols[None, None, :] + ox[:, j, None, None]).clamp_(0, w - 1)
+        idx = (r * w + q).reshape(n, 1, h * w).expand(n, c, h * w)
+        out.add_(flat.gather(2, idx), alpha=float(k[j]))
+    return out.view_as(x)
+
+
+def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.Generator | None, device,
+                  offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """The glass-blur pixel shuffle as a permutation (n, h*w): out.flat[j] = in.flat[perm[j]].
+
+    The original visits (row, col) from the bottom-right corner to the top-left and swaps each
+    pixel with the one at a random (dy, dx) in [-delta, delta)^2. Swaps only interact when they
+    lie within 2*delta of each other, so steps on the same wavefront 2*delta*row + col touch
+    disjoint pixels and run together: the result is exactly the sequential one, with about
+    2*delta*h + w batched steps instead of h*w Python steps. `offsets` (iterations, n, steps, 2)
+    as (dy, dx) in the sequential visiting order replaces the random draw (for tests).
+    """
+    hs = torch.arange(h - delta, delta, -1)
+    ws = torch.arange(w - delta, delta, -1)
+    perm = torch.arange(h * w, device=device).expand(n, -1).contiguous()
+    if len(hs) == 0 or len(ws) == 0:
+        return perm
+    hh, ww = torch.meshgrid(hs, ws, indexing="ij")  # row-major = the sequential visiting order
+    front = (2 * delta * (h - delta - hh) + (w - delta - ww)).flatten()
+    order = torch.argsort(front, stable=True).to(device)
+    counts = torch.bincount(front).tolist()
+    pos = (hh * w + ww).flatten().to(device)
+    for it in range(iterations):
+        if offsets is None:
+            d = torch.randint(-delta, delta, (n, len(pos), 2), generator=g, device=device)
+        else:
+            d = offsets[it].to(device)
+        target = (pos + d[..., 0] * w + d[..., 1])[:, order]  # (n, steps) in wavefront order
+        p_all = pos[order]
+        start = 0
+        for k in counts:
+            p, q = p_all[start : start + k], target[:, start : start + k]
+            here = perm[:, p]
+            there = perm.gather(1, q)
+            perm[:, p] = there
+            perm.scatter_(1, q, here)
+            start += k
+    return perm
+
+
+# ----------------------------------------------------------------------------- colour
+
+def grey(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) luma of RGB images; 1-channel images are their own grey."""
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def colour(rgb: tuple[float, float, float], channels: int, device) -> torch.Tensor:
+    """An RGB colour as (1, C, 1, 1); for 1-channel images its luma."""
+    t = torch.tensor(rgb, dtype=torch.float32, device=device)
+    if channels == 1:
+        t = (t * torch.tensor(LUMA, device=device)).sum().view(1)
+    return t.view(1, channels, 1, 1)
+
+
+# ----------------------------------------------------------------------------- resampling
+
+@functools.lru_cache(maxsize=64)
+def pil_box_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """(out, in) weights of Pillow's BOX resampling along one axis (Resample.c precompute_coeffs)."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    rows = []
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), in_size)
+        row = [0.0] * in_size
+        for j in range(lo, hi):
+            u = (j - center + 0.5) / filterscale
+            row[j] = 1.0 if -0.5 < u <= 0.5 else 0.0
+        total = sum(row)
+        rows.append([v / total for v in row] if total > 0 else row)
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def box_runs(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pillow's BOX weights as [lo, hi) runs of equally weighted source pixels per output pixel."""
+    nz = pil_box_matrix(in_size, out_size) != 0
+    lo = nz.float().argmax(1)
+    return lo, lo + nz.sum(1)
+
+
+def resample_axis(x: torch.Tensor, runs: tuple[torch.Tensor, torch.Tensor], dim: int) -> torch.Tensor:
+    """Average each output's run of source pixels along dim (-1 or -2) as a difference of
+    prefix sums (exact on 8-bit integer values)."""
+    lo, hi = runs
+    zero = torch.zeros_like(x.narrow(dim, 0, 1))
+    prefix = torch.cat([zero, x.cumsum(dim)], dim)
+    total = prefix.index_select(dim, hi.to(x.device)) - prefix.index_select(dim, lo.to(x.device))
+    count = (hi - lo).clamp_min(1).to(x)
+    return total / (count.view(-1) if dim == -1 else count.view(-1, 1))
+
+
+def pil_box_resize(x255: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Pillow's Image.resize(size, BOX) on 8-bit values: horizontal pass, round, vertical pass, round."""
+    h, w = x255.shape[-2:]
+    out_h, out_w = size
+    y = x255
+    if out_w != w:
+        y = torch.floor(resample_axis(y, box_runs(w, out_w), -1) + 0.5)
+    if out_h != h:
+        y = torch.floor(resample_axis(y, box_runs(h, out_h), -2) + 0.5)
+    return y
+
+
+# ----------------------------------------------------------------------------- procedural textures
+
+def plasma_fractal(n: int, mapsize: int, decay: float, g: torch.Generator, device) -> torch.Tensor:
+    """Diamond-square height maps (n, mapsize, mapsize) in [0, 1], as in the originals' fog.
+
+    The random term is wibble * U(-wibble, wibble), wibble starting at 100 and divided by
+    `decay` per level: the originals' quirk (the amplitude enters squared) is kept.
+    """
+    m = torch.zeros(n, mapsize, mapsize, device=device)
+    step, wibble = mapsize, 100.0
+
+    def wibbled(a):
+        u = torch.rand(a.shape, generator=g, device=device) * 2 - 1
+        return a / 4 + wibble * wibble * u
+
+    while step >= 2:
+        half = step // 2
+        corner = m[:, 0::step, 0::step]
+        sq = corner + torch.roll(corner, -1, 1)
+        sq = sq + torch.roll(sq, -1, 2)
+        m[:, half::step, half::step] = wibbled(sq)
+        dr = m[:, half::step, half::step].clone()
+        ul = m[:, 0::step, 0::step].clone()
+        m[:, 0::step, half::step] = wibbled(dr + torch.roll(dr, 1, 1) + ul + torch.roll(ul, -1, 2))
+        m[:, half::step, 0::step] = wibbled(dr + torch.roll(dr, 1, 2) + ul + torch.roll(ul, -1, 1))
+        step //= 2
+        wibble /= decay
+    m = m - m.amin(dim=(1, 2), keepdim=True)
+    return m / m.amax(dim=(1, 2), keepdim=True)
+
+
+def next_power_of_two(v: int) -> int:
+    return 1 << max(0, (v - 1).bit_length())
