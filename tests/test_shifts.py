@@ -7,9 +7,8 @@ from shiftbench.data import load_dataset
 from shiftbench.shifts import all_shifts, apply_shifts, check_shift_spec
 from shiftbench.shifts.translation import crop_at, roll_each
 
-# Shifts with no randomness: the same output for every seed.
-SEED_FREE = {"contrast", "gaussian_blur", "pixelate", "defocus_blur", "brightness", "saturate", "jpeg_compression",
-             "long_tail", "elastic_transform_fixed"}
+# Corruptions with no randomness give the same output for every seed.
+from test_corruptions import DETERMINISTIC as SEED_FREE  # noqa: E402
 
 
 def runs_with_defaults(name):
