@@ -64,40 +64,52 @@ class RayExecutor:
         if not cells:
             return
         worker_device = self._worker_device(device)
+        runtime_env = {"env_vars": self._worker_env()}
+        options = dict(num_cpus=self.cpus_per_cell, num_gpus=self.gpus_per_cell, max_retries=self.max_retries,
+                       retry_exceptions=False)
         owned = not ray.is_initialized()
-        if owned:
+        if owned:  # the job's own environment lets the workers Ray starts up front take cells
             import logging
 
-            ray.init(address=self.address, num_cpus=self.num_cpus, include_dashboard=False,
-                     logging_level=logging.WARNING)
+            try:
+                ray.init(address=self.address, num_cpus=self.num_cpus, include_dashboard=False,
+                         logging_level=logging.WARNING, runtime_env=runtime_env)
+            except ConnectionError as e:
+                raise UserError(f"cannot reach a Ray cluster at '{self.address}': {e}", field="--address") from None
+        else:
+            options["runtime_env"] = runtime_env
         pending: dict[Any, Cell] = {}
         try:
-            gpus = ray.cluster_resources().get("GPU", 0)
-            if self.gpus_per_cell > gpus:
-                raise UserError(f"{self.gpus_per_cell} GPUs per cell, but the Ray cluster has {gpus:g}",
-                                field="--gpus-per-cell")
+            self._check_gpus()
             checkpoints = self._share_checkpoints(cells)
-            task = ray.remote(_run_cell).options(
-                num_cpus=self.cpus_per_cell, num_gpus=self.gpus_per_cell, max_retries=self.max_retries,
-                retry_exceptions=False, runtime_env={"env_vars": self._worker_env()},
-            )
+            task = ray.remote(_run_cell).options(**options)
             project = str(project_root())
             threads = max(1, int(self.cpus_per_cell))
             for cell in cells:
                 ref = task.remote(cell, project, worker_device, threads, checkpoints[cell.checkpoint_sha256])
                 pending[ref] = cell
             with tqdm(total=len(cells), desc="cells", unit="cell", disable=not self.progress) as bar:
-                while pending:
-                    done, _ = ray.wait(list(pending), num_returns=1)
+                waiting = list(pending)
+                while waiting:
+                    done, waiting = ray.wait(waiting, num_returns=1)
+                    if waiting:  # collect everything else that is ready too, in one call
+                        more, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+                        done += more
                     for ref in done:
-                        cell = pending.pop(ref)
-                        yield self._result(ref, cell)
+                        yield self._result(ref, pending.pop(ref))
                         bar.update(1)
         finally:
             for ref in pending:  # interrupted: stop what is still queued or running
                 ray.cancel(ref, force=True)
             if owned:
                 ray.shutdown()
+
+    def _check_gpus(self) -> None:
+        """Fail at once rather than wait forever for GPUs a local Ray does not have (a cluster may autoscale)."""
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if self.address is None and self.gpus_per_cell > gpus:
+            raise UserError(f"{self.gpus_per_cell} GPUs per cell, but the Ray cluster has {gpus:g}",
+                            field="--gpus-per-cell")
 
     def _worker_device(self, device: str) -> str:
         """Each cell gets the device Ray reserved for it: a GPU share when gpus_per_cell > 0, else a CPU."""
