@@ -101,6 +101,7 @@ def test_a_worker_that_dies_mid_cell_is_replaced_and_the_cell_retried(ray_sessio
     assert {r["cell"]["scenario"]: r["metrics"] for r in records.values()} == source_metrics(local_records)
 
 
+@pytest.mark.slow  # another worker restart; the default run already kills one worker
 def test_a_cell_whose_worker_dies_on_every_try_is_recorded_as_failed(ray_session, project, local_records, tmp_path):
     (project / "crashed-once").unlink(missing_ok=True)
     report = run(project, ["crash.yaml"], tmp_path / "store", RayExecutor(max_retries=0, progress=False))
