@@ -22,7 +22,7 @@ FAIL_MARKER = "FAIL"
 
 
 class CrashOnce(Method):
-    """Kills its own process, as a crashed or OOM-killed worker dies, the first time any cell runs it; then the source model."""
+    """Kills its own process (as a crashed or OOM-killed worker dies) the first time any cell runs it; then the source."""
 
     def __init__(self):
         pass

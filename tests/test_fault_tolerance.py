@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import submission
-from scaleout_support import (SCENARIOS, counts_line, fault_project, record_stats, start_run, store_records)
+from scaleout_support import SCENARIOS, counts_line, fault_project, record_stats, start_run, store_records
 from shiftbench.cli import main
 from shiftbench.runner import run_submissions
 from shiftbench.store import Store
@@ -60,7 +60,8 @@ def wait_for_records(store: Path, at_least: int, proc, timeout: float = 60) -> N
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGINT, marks=pytest.mark.slow)], ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+                         ids=["SIGKILL", "SIGINT"])
 def test_killed_run_resumes_to_the_uninterrupted_records_without_recomputing(grid, tmp_path, sig):
     root, reference = grid
     store, results = tmp_path / "store", tmp_path / "results"

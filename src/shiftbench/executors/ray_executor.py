@@ -122,8 +122,9 @@ class RayExecutor:
 
     def _worker_env(self) -> dict[str, str]:
         env = {"SHIFTBENCH_CACHE": str(cache_dir().resolve())}
-        if os.environ.get("PYTHONPATH"):
-            env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
+        paths = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths)
         env.update(self.env_vars)
         return env
 
