@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ class Cell:
     training: dict[str, Any] | None = None
     checkpoint_sha256: str = ""
     version: str = ""
+    code: str = ""
     submissions: tuple[str, ...] = field(default=(), compare=False)
 
     def spec(self) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def execute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
             record["segments"] = [segment_metrics(s, lg) for s, lg in zip(segments, logits)]
         record["method_info"] = method.describe()
         record["provenance"] = {
-            "data_sha256": workspace.dataset(bench).sha256(),
+            "data_sha256": workspace.data_sha256(bench),
             "scenario_sha256": [s.sha256() for s in segments],
             "checkpoint_sha256": source_model.sha256,
             "model_key": source_model.key,
@@ -110,7 +110,3 @@ def stream_metrics(segments, logits) -> dict[str, Any]:
     labels = torch.cat([s.labels for s in segments])
     groups = None if any(s.groups is None for s in segments) else torch.cat([s.groups for s in segments])
     return compute_metrics(torch.cat(logits), labels, groups=groups)
-
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

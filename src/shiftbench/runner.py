@@ -11,7 +11,7 @@ from . import __version__
 from .cell import Cell
 from .hashing import canonical_json, config_hash
 from .paths import project_root
-from .provenance import resolve_device
+from .provenance import code_fingerprint, resolve_device
 from .store import Store, atomic_write_text
 from .submission import CheckedSubmission
 from .workspace import Workspace
@@ -31,7 +31,7 @@ def expand(checked: CheckedSubmission) -> list[Cell]:
     return [
         Cell(benchmark=bench.name, benchmark_hash=bench.content_hash(), scenario=s.name, family=s.family,
              method=sub.method, params=checked.params, protocol=sub.protocol, seed=seed, training=sub.training,
-             version=__version__, submissions=(sub.name,))
+             version=__version__, code=code_fingerprint(), submissions=(sub.name,))
         for seed in sub.seeds for s in bench.scenarios
     ]
 

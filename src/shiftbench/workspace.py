@@ -14,7 +14,7 @@ import torch
 
 from .benchmark import Benchmark, ScenarioSpec
 from .data import DatasetSplits, load_dataset
-from .hashing import config_hash, seed_from
+from .hashing import seed_from
 from .imageset import ImageSet
 from .models import SourceModel, get_source_model
 from .shifts import apply_shifts
@@ -70,9 +70,19 @@ class Workspace:
         self.models: dict[ModelRequest, SourceModel] = {}
         self.scenario_data = LRU(6)
         self.logits = LRU(12)
+        self._datasets: dict[str, DatasetSplits] = {}
+        self._data_sha: dict[str, str] = {}
 
     def dataset(self, bench: Benchmark) -> DatasetSplits:
-        return load_dataset(bench.dataset)
+        if bench.dataset not in self._datasets:
+            self._datasets[bench.dataset] = load_dataset(bench.dataset)
+        return self._datasets[bench.dataset]
+
+    def data_sha256(self, bench: Benchmark) -> str:
+        """The dataset's sha256, hashed once per process (it goes into every record)."""
+        if bench.dataset not in self._data_sha:
+            self._data_sha[bench.dataset] = self.dataset(bench).sha256()
+        return self._data_sha[bench.dataset]
 
     def train_split(self, bench: Benchmark, scenario: ScenarioSpec, split: str, seed: int) -> ImageSet:
         data = self.dataset(bench).split(split)
@@ -112,5 +122,3 @@ class Workspace:
             source_logits(model.model, seg, 512, self.device) for seg in self.segments(bench, scenario, seed)
         ])
 
-    def data_key(self, bench: Benchmark) -> str:
-        return config_hash(self.dataset(bench).sha256())

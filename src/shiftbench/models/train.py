@@ -9,9 +9,8 @@ as is, nothing is trained, and its file's sha256 is the model's identity.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 from ..hashing import config_hash, file_sha256
 from ..imageset import ImageSet
 from ..paths import cache_dir
+from ..store import atomic_write_bytes, atomic_write_text
 from .cnn import build_model
 from .recipes import get_recipe
 
@@ -59,9 +59,11 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
                    **{k: v for k, v in recipe.items() if k != "name"})
         model.cpu()
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_save(lambda f: torch.save(model.state_dict(), f), ckpt)
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        atomic_write_bytes(ckpt, buffer.getvalue())
         info.update(key=key, arch=name, arch_params=arch, recipe=recipe, seed=seed, data_sha256=train.sha256())
-        _atomic_save(lambda f: f.write(json.dumps(info, indent=2).encode()), meta)
+        atomic_write_text(meta, json.dumps(info, indent=2))
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
     model.to(device).eval()
     return SourceModel(model, key, ckpt, file_sha256(ckpt), json.loads(meta.read_text()))
@@ -90,18 +92,6 @@ def load_checkpoint(checkpoint: str, name: str, arch: dict[str, Any], train: Ima
     info = {"key": key, "arch": name, "arch_params": arch, "checkpoint": str(path), "trained_by": "user"}
     return SourceModel(model.to(device).eval(), key, path, sha, info)
 
-
-def _atomic_save(write, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def evaluate_accuracy(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256) -> float:
