@@ -112,5 +112,18 @@ class Workspace:
             source_logits(model.model, seg, 512, self.device) for seg in self.segments(bench, scenario, seed)
         ])
 
+    def val_logits(self, bench: Benchmark, scenario: ScenarioSpec, seed: int,
+                   model: SourceModel) -> tuple[torch.Tensor, torch.Tensor]:
+        """Source-model logits and labels on the held-out source split, shared by every cell on that model."""
+        from .evaluate.evaluator import source_logits
+
+        key = ("val", bench.name, _freeze(scenario.train_shifts), seed, model.sha256)
+
+        def build():
+            val = self.train_split(bench, scenario, "source_val", seed).model_view()
+            return source_logits(model.model, val, 512, self.device), val.labels.clone()
+
+        return self.logits.remember(key, build)
+
     def data_key(self, bench: Benchmark) -> str:
         return config_hash(self.dataset(bench).sha256())
