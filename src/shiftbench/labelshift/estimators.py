@@ -60,7 +60,7 @@ def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularizatio
     """w = 1 + theta, theta = argmin ||C theta - b|| + D ||theta||  s.t. theta >= -1,  b = mu_target - C 1.
 
     Both norms are Euclidean (not squared) as in the paper; they are smoothed by 1e-12 inside the
-    square root so that L-BFGS-B (with the bound theta >= -1) can minimise them.
+    square root so that a bounded quasi-Newton solver (TNC, with the bound theta >= -1) can minimise them.
     """
     c, mu = _f64(confusion).numpy(), _f64(mu_target).numpy()
     b = mu - c.sum(1)
@@ -72,8 +72,7 @@ def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularizatio
         return nr + d * nt, c.T @ r / nr + d * theta / nt
 
     k = c.shape[0]
-    res = minimize(objective, np.zeros(k), jac=True, method="L-BFGS-B", bounds=[(-1.0, None)] * k,
-                   options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-10})
+    res = minimize(objective, np.zeros(k), jac=True, method="TNC", bounds=[(-1.0, None)] * k)
     return torch.from_numpy(1.0 + res.x).clamp_min(0)
 
 

@@ -81,6 +81,9 @@ def summary_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     meta = {(r["name"], r["benchmark"]): r for r in results}
     fam["method"] = [meta[(e, b)].get("method", "") for e, b in zip(fam.entry, fam.benchmark)]
     fam["integrity"] = [meta[(e, b)].get("integrity", "ok") for e, b in zip(fam.entry, fam.benchmark)]
-    fam = fam.sort_values(["benchmark", "score"], ascending=[True, False])
-    fam["rank"] = fam.groupby("benchmark").score.rank(ascending=False, method="min").astype(int)
+    # oracle entries (they use test labels) are listed after the ranked ones, with rank "oracle"
+    fam["oracle"] = [bool(meta[(e, b)].get("oracle", False)) for e, b in zip(fam.entry, fam.benchmark)]
+    fam = fam.sort_values(["benchmark", "oracle", "score"], ascending=[True, True, False])
+    ranks = fam[~fam.oracle].groupby("benchmark").score.rank(ascending=False, method="min").astype(int)
+    fam["rank"] = ranks.reindex(fam.index).astype(object).where(~fam.oracle, "oracle")
     return fam[cols].reset_index(drop=True)

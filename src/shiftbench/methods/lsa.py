@@ -11,10 +11,12 @@ Our reading of the paper (it has no public code); every choice is a parameter he
   minimises cross-entropy. BN statistics while training match the base at test time: source
   running statistics for base=source, batch statistics for bn_adapt / tent. Cached under
   $SHIFTBENCH_CACHE/adapters by (checkpoint sha256, data sha256, prior, recipe).
-* Prior at test time: the running MLLS (EM) estimate of the target prior, from the calibrated
-  posteriors of the base model *without* deltas (so the adapter's output never feeds back into
-  its own input); momentum as in online_em (None: everything since reset).
-* Per batch: z0 = base model without deltas -> EM update of q -> deltas = adapter(q) -> the
+* Prior at test time: the running MLLS (EM) estimate of the target prior from calibrated
+  posteriors that the adapter never touched (so its output never feeds back into its input):
+  prior_from='source' (default) the frozen source model's, 'base' the base model's without
+  deltas (biased under label shift when the base normalises with class-skewed batches);
+  momentum as in online_em (None: everything since reset).
+* Per batch: z0 (no deltas) -> EM update of q -> deltas = adapter(q) -> the
   base's prediction with deltas (for tent: its entropy step runs with the deltas in place;
   tent still adapts only the original norm-layer parameters, the deltas are constants).
 * bayes_adjust: also add log q - log p to the logits, in training and at test, so the adapter
@@ -46,11 +48,13 @@ class LabelShiftAdapter(Method):
 
     def __init__(self, base: Base = "source", base_params: dict[str, Any] | None = None,
                  calibration: Calibration = "bcts", momentum: Annotated[float, Field(gt=0, le=1)] | None = None,
+                 prior_from: Literal["source", "base"] = "source",
                  bn_layers: Annotated[int, Field(ge=0)] = 1, hidden: Annotated[int, Field(ge=1)] = 64,
-                 adapter_steps: Annotated[int, Field(ge=1)] = 300, adapter_batch_size: Annotated[int, Field(ge=2)] = 64,
+                 adapter_steps: Annotated[int, Field(ge=1)] = 200, adapter_batch_size: Annotated[int, Field(ge=2)] = 64,
                  alphas: tuple[Annotated[float, Field(gt=0)], ...] = (0.1, 1.0, 10.0), adapter_lr: Annotated[float, Field(gt=0)] = 1e-3,
-                 bayes_adjust: bool = False):
+                 bayes_adjust: bool = True):
         self.base_name, self.base_params = base, dict(base_params or {})
+        self.prior_from = prior_from
         self.calibration, self.momentum, self.bayes_adjust = calibration, momentum, bayes_adjust
         self.recipe = {"normalization": "running" if base == "source" else "batch", "steps": adapter_steps,
                        "batch_size": adapter_batch_size, "alphas": [float(a) for a in alphas], "lr": adapter_lr,
@@ -77,7 +81,7 @@ class LabelShiftAdapter(Method):
     def predict(self, x):
         set_deltas(self.wrappers, None)
         with torch.no_grad():
-            z0 = self.model(x)
+            z0 = self.source.model(x) if self.prior_from == "source" else self.model(x)
         q = self.running.update(self.calibrator(z0.double()).softmax(1).cpu())
         with torch.no_grad():
             set_deltas(self.wrappers, [d.detach() for d in self.adapter(q.float().to(x.device))])

@@ -22,14 +22,19 @@ class OnlineEM(Method):
 
     momentum None: EM over every posterior since reset (stationary streams); momentum m in (0, 1]:
     q <- (1 - m) q + m EM(batch), which follows a drifting prior (label-correlated order).
+    prior_from: which posteriors EM reads. 'source' (default): the frozen source model's (one extra
+    forward pass); their only error is the covariate shift. 'base': the adapted model's, which under
+    label shift carry the bias of class-skewed batch statistics (bn_adapt, tent).
     The calibrator is fitted on the *source model's* held-out logits; applied to an adapted
     base's logits it is an approximation (bn_adapt and tent keep the logit scale roughly).
     With base=source and momentum None this equals the logit-only `mlls` method.
     """
 
     def __init__(self, base: Base = "bn_adapt", base_params: dict[str, Any] | None = None,
-                 calibration: Calibration = "bcts", momentum: Annotated[float, Field(gt=0, le=1)] | None = None):
+                 calibration: Calibration = "bcts", momentum: Annotated[float, Field(gt=0, le=1)] | None = None,
+                 prior_from: Literal["source", "base"] = "source"):
         self.base_name, self.base_params = base, dict(base_params or {})
+        self.prior_from = prior_from
         self.calibration, self.momentum = calibration, momentum
 
     def setup(self, model, source):
@@ -46,7 +51,12 @@ class OnlineEM(Method):
 
     def predict(self, x):
         z = self.calibrator(self.base.predict(x).detach().double())
-        q = self.running.update(z.softmax(1).cpu())
+        if self.prior_from == "source":
+            with torch.no_grad():
+                posteriors = self.calibrator(self.source.model(x).double()).softmax(1)
+        else:
+            posteriors = z.softmax(1)
+        q = self.running.update(posteriors.cpu())
         return adjust_logits(z, q, self.source_prior).float()
 
     def describe(self):
