@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy.optimize import minimize
 
 CALIBRATIONS = ("none", "ts", "bcts", "vs")
 
@@ -39,35 +40,41 @@ class Calibrator:
         return Calibrator("none", torch.ones((), dtype=torch.float64), torch.zeros(num_classes, dtype=torch.float64))
 
 
-def fit_calibrator(logits: torch.Tensor, labels: torch.Tensor, kind: str = "bcts", max_iter: int = 200,
+def fit_calibrator(logits: torch.Tensor, labels: torch.Tensor, kind: str = "bcts", max_iter: int = 500,
                    prior_strength: float = 1.0) -> Calibrator:
-    """Minimise NLL-sum + prior_strength * 0.5 ||params||^2 with L-BFGS (float64); see the module docstring."""
+    """Minimise NLL-sum + prior_strength * 0.5 ||params||^2 with L-BFGS (float64, analytic gradient).
+
+    Parameters: a = log(1/T) for ts and bcts, the per-class scale w for vs (prior centred on 1),
+    the per-class bias b for bcts and vs.
+    """
     if kind not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {CALIBRATIONS}, got '{kind}'")
     k = logits.shape[1]
     if kind == "none":
         return Calibrator.identity(k)
-    z = logits.detach().double().cpu()
-    y = labels.cpu()
-    # log-scale parameterisation keeps temperatures positive; vector scaling may flip signs, so it is linear
-    log_scale = torch.zeros(() if kind in ("ts", "bcts") else (k,), dtype=torch.float64, requires_grad=kind != "vs")
-    lin_scale = torch.ones(k, dtype=torch.float64, requires_grad=True) if kind == "vs" else None
-    bias = torch.zeros(k, dtype=torch.float64, requires_grad=kind in ("bcts", "vs"))
-    params = [p for p in (log_scale, lin_scale, bias) if p is not None and p.requires_grad]
+    z = logits.detach().to("cpu", torch.float64).numpy()
+    onehot = np.eye(k)[labels.cpu().numpy()]
+    n_scale = 1 if kind in ("ts", "bcts") else k
+    has_bias = kind in ("bcts", "vs")
 
-    def scale() -> torch.Tensor:
-        return lin_scale if kind == "vs" else log_scale.exp()
+    def unpack(theta):
+        scale = np.exp(theta[0]) if kind != "vs" else theta[:k]
+        bias = theta[n_scale:] if has_bias else np.zeros(k)
+        return scale, bias
 
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
-                            line_search_fn="strong_wolfe")
+    def objective(theta):
+        scale, bias = unpack(theta)
+        out = z * scale + bias
+        out = out - out.max(1, keepdims=True)
+        log_norm = np.log(np.exp(out).sum(1, keepdims=True))
+        nll = -(onehot * (out - log_norm)).sum()
+        resid = np.exp(out - log_norm) - onehot  # d nll / d logits
+        centred = theta - np.r_[np.ones(k) if kind == "vs" else np.zeros(1), np.zeros(k if has_bias else 0)]
+        grad_scale = (resid * z).sum() * scale if kind != "vs" else (resid * z).sum(0)
+        grad = np.r_[np.atleast_1d(grad_scale), resid.sum(0) if has_bias else np.zeros(0)]
+        return nll + prior_strength * 0.5 * centred @ centred, grad + prior_strength * centred
 
-    def closure():
-        opt.zero_grad()
-        nll = F.cross_entropy(z * scale() + bias, y, reduction="sum")
-        centred = [log_scale if kind != "vs" else lin_scale - 1, bias]
-        loss = (nll + prior_strength * 0.5 * sum((t ** 2).sum() for t in centred)) / len(y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return Calibrator(kind, scale().detach().clone(), bias.detach().clone())
+    theta0 = np.r_[np.ones(k) if kind == "vs" else np.zeros(1), np.zeros(k if has_bias else 0)]
+    res = minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    scale, bias = unpack(res.x)
+    return Calibrator(kind, torch.as_tensor(np.asarray(scale, dtype=np.float64)), torch.as_tensor(np.asarray(bias)))

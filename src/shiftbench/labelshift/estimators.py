@@ -83,18 +83,16 @@ def rlls_prior(confusion: torch.Tensor, mu_target: torch.Tensor, regularization:
 def mlls_em(probs: torch.Tensor, source_prior: torch.Tensor, init: torch.Tensor | None = None,
             tol: float = 1e-6, max_iter: int = 100) -> torch.Tensor:
     """Saerens EM. E: r(y|x) proportional to p(y|x) q(y)/p(y); M: q(y) = mean_x r(y|x). Stops when max |dq| < tol."""
-    probs = _f64(probs)
-    p = _f64(source_prior).clamp_min(1e-12)
-    q = p.clone() if init is None else _f64(init).clamp_min(1e-12)
+    probs = _f64(probs).numpy()
+    p = _f64(source_prior).clamp_min(1e-12).numpy()
+    q = p.copy() if init is None else _f64(init).clamp_min(1e-12).numpy()
     q = q / q.sum()
-    if len(probs) == 0:
-        return q
-    for _ in range(max_iter):
+    for _ in range(max_iter if len(probs) else 0):  # numpy: these arrays are small, torch's per-op cost dominates
         r = probs * (q / p)
-        r = r / r.sum(1, keepdim=True).clamp_min(1e-300)
+        r /= np.maximum(r.sum(1, keepdims=True), 1e-300)
         q_next = r.mean(0)
-        done = (q_next - q).abs().max() < tol
+        done = np.abs(q_next - q).max() < tol
         q = q_next
         if done:
             break
-    return q
+    return torch.from_numpy(q)
