@@ -56,7 +56,8 @@ def bbse_prior(confusion: torch.Tensor, mu_target: torch.Tensor) -> torch.Tensor
     return _prior_from_weights(bbse_weights(confusion, mu_target), _f64(confusion))
 
 
-def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularization: float) -> torch.Tensor:
+def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularization: float,
+                 init: torch.Tensor | None = None) -> torch.Tensor:
     """w = 1 + theta, theta = argmin ||C theta - b|| + D ||theta||  s.t. theta >= -1,  b = mu_target - C 1.
 
     Both norms are Euclidean (not squared) as in the paper; they are smoothed by 1e-12 inside the
@@ -72,12 +73,17 @@ def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularizatio
         return nr + d * nt, c.T @ r / nr + d * theta / nt
 
     k = c.shape[0]
-    res = minimize(objective, np.zeros(k), jac=True, method="TNC", bounds=[(-1.0, None)] * k)
+    start = np.zeros(k) if init is None else _f64(init).numpy() - 1.0  # a warm start: the previous batch's w
+    res = minimize(objective, np.clip(start, -1.0, None), jac=True, method="TNC", bounds=[(-1.0, None)] * k)
     return torch.from_numpy(1.0 + res.x).clamp_min(0)
 
 
-def rlls_prior(confusion: torch.Tensor, mu_target: torch.Tensor, regularization: float) -> torch.Tensor:
-    return _prior_from_weights(rlls_weights(confusion, mu_target, regularization), _f64(confusion))
+def rlls_prior(confusion: torch.Tensor, mu_target: torch.Tensor, regularization: float,
+               init: torch.Tensor | None = None) -> torch.Tensor:
+    """q = w * p from rlls_weights; init: a prior to start from (e.g. the last estimate)."""
+    c = _f64(confusion)
+    w0 = None if init is None else _f64(init) / c.sum(0).clamp_min(1e-12)
+    return _prior_from_weights(rlls_weights(c, mu_target, regularization, w0), c)
 
 
 def mlls_em(probs: torch.Tensor, source_prior: torch.Tensor, init: torch.Tensor | None = None,

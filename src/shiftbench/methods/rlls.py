@@ -34,4 +34,4 @@ class RLLS(PriorCorrection):
     def update(self, probs):
         mu = self.mu.add(prediction_rows(probs, self.soft))
         d = self.regularization * math.sqrt(len(mu) / self.mu.count)
-        return rlls_prior(self.confusion, mu, d)
+        return rlls_prior(self.confusion, mu, d, init=self.estimate)

@@ -91,14 +91,16 @@ def minority_classes(data: ImageSet, *, seed: int, m: Count = 3, p: Annotated[fl
 
 @register_shift("label_correlated_order", "label")
 def label_correlated_order(data: ImageSet, *, seed: int, concentration: Annotated[float, Field(ge=0)] = 0.1,
-                           chunks: Count = 100) -> ImageSet:
+                           chunks: Count | None = None) -> ImageSet:
     """Reorder the stream so that batches hold few classes (non-i.i.d. test streams; samples unchanged).
 
-    The stream is cut into `chunks` time slots; each class spreads its samples over the slots
-    with proportions ~ Dirichlet(concentration * 1), and slots play in order, shuffled inside.
+    The stream is cut into `chunks` time slots (default: K, one per class, as in RoTTA's
+    Dirichlet stream); each class spreads its samples over the slots with proportions
+    ~ Dirichlet(concentration * 1), and slots play in order, shuffled inside.
     Small concentration: each class lives in few slots; 0: sorted by label.
     """
     g = generator(seed)
+    chunks = chunks or data.num_classes
     n = len(data)
     if concentration == 0:
         perm = torch.randperm(n, generator=g)
