@@ -1,7 +1,9 @@
 """Label-shift estimation and correction on logits (REFERENCE.md section 3).
 
-Pure functions and small classes on tensors of logits or probabilities; no
-model, no data loading. Methods in `shiftbench.methods` build on them.
+Pure functions and small classes on tensors of logits or probabilities (adjust,
+calibration, estimators, running); the label shift adapter's network and its
+training/cache live in adapter.py and adapter_training.py. Methods in
+`shiftbench.methods` build on them.
 """
 
 from .adjust import adjust_logits, prior_weights

@@ -66,6 +66,9 @@ def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularizatio
     c, mu = _f64(confusion).numpy(), _f64(mu_target).numpy()
     b = mu - c.sum(1)
     d = float(regularization)
+    exact = _exact_fit_if_optimal(c, b, d)
+    if exact is not None:
+        return torch.from_numpy(1.0 + exact)
 
     def objective(theta):
         r = c @ theta - b
@@ -76,6 +79,25 @@ def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularizatio
     start = np.zeros(k) if init is None else _f64(init).numpy() - 1.0  # a warm start: the previous batch's w
     res = minimize(objective, np.clip(start, -1.0, None), jac=True, method="TNC", bounds=[(-1.0, None)] * k)
     return torch.from_numpy(1.0 + res.x).clamp_min(0)
+
+
+def _exact_fit_if_optimal(c: np.ndarray, b: np.ndarray, d: float) -> np.ndarray | None:
+    """theta with C theta = b when it is the RLLS optimum, else None (then a solver is needed).
+
+    With C invertible and theta* = C^-1 b >= -1, theta* is optimal iff some u with ||u|| <= 1 has
+    C^T u = -d theta*/||theta*|| (the subgradient of ||C theta - b|| at a zero residual), i.e.
+    iff d ||C^-T theta*/||theta*|| || <= 1: then RLLS equals BBSE and no iterations are needed.
+    """
+    try:
+        theta = np.linalg.solve(c, b)
+    except np.linalg.LinAlgError:
+        return None
+    norm = np.linalg.norm(theta)
+    if not np.isfinite(theta).all() or (theta < -1).any():
+        return None
+    if norm == 0 or d * np.linalg.norm(np.linalg.solve(c.T, theta / norm)) <= 1:
+        return theta
+    return None
 
 
 def rlls_prior(confusion: torch.Tensor, mu_target: torch.Tensor, regularization: float,

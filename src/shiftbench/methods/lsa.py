@@ -4,7 +4,7 @@ Our reading of the paper (it has no public code); every choice is a parameter he
 
 * What it adapts: deltas to the affine parameters of the last `bn_layers` BatchNorm layers and
   to the classifier bias, produced by a small MLP from the target prior (labelshift/adapter.py).
-  The MLP's output is g(u) - g(0) with u = log q - log p, so at the source prior the model is
+  The MLP's output is g(u) - g(0) with u = log(q + 1e-3) - log(p + 1e-3), so at the source prior the model is
   exactly the source model.
 * Training: on the source training split, `adapter_steps` Adam steps; each step resamples a batch
   of `adapter_batch_size` images to a prior q ~ Dirichlet(alpha), alpha drawn from `alphas`, and
@@ -19,8 +19,15 @@ Our reading of the paper (it has no public code); every choice is a parameter he
 * Per batch: z0 (no deltas) -> EM update of q -> deltas = adapter(q) -> the
   base's prediction with deltas (for tent: its entropy step runs with the deltas in place;
   tent still adapts only the original norm-layer parameters, the deltas are constants).
-* bayes_adjust: also add log q - log p to the logits, in training and at test, so the adapter
-  learns only the residual beyond the Bayes correction.
+* bayes_adjust (default on): also add log q - log p to the logits, in training and at test, so
+  the adapter learns only the residual beyond the Bayes correction. Without it the adapter must
+  learn the prior term itself from training images the source model already fits, and on
+  digits it then under-corrects.
+* Defaults: bn_layers=1, hidden=64, 200 steps of batch 64, alphas (0.1, 1, 10), Adam lr 1e-3;
+  about 15 s of training on a busy 2-core CPU for the digits model, once per (model, recipe).
+* The deltas are applied through wrappers (DeltaBatchNorm, DeltaLinear) that keep the original
+  modules, so bn_adapt's batch statistics and tent's optimiser act on the same parameters as
+  without the adapter.
 """
 
 from __future__ import annotations
