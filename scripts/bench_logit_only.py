@@ -3,8 +3,10 @@
 Both sides run the real cell path (execute_cell) on a warm workspace whose scenario data
 and source model already exist; the logit-only side starts with the logit memo empty, so
 it pays for the one shared forward pass (test and held-out source logits) plus six
-calibrations, prior estimates and metric computations. Prints wall times and their ratio,
-best of --repeats (interleaved) for each, measured in one run.
+calibrations, prior estimates and metric computations. A second logit-only figure keeps the
+held-out source logits (and calibrators) that a full run computes once per source model and
+then shares across all its scenarios. Prints wall times and ratios, best of --repeats
+(interleaved) for each, measured in one run.
 
     PYTHONPATH=src python scripts/bench_logit_only.py [--benchmark digits-label] [--scenario dirichlet-a0.1]
 """
@@ -58,9 +60,14 @@ def main() -> None:
     source_cell = cell("source", {})
     logit_cells = [cell(m, p) for m, p in LOGIT_ONLY]
 
-    def run(cells):
-        ws.logits.clear()  # every side pays for its own forward passes and calibration fits
-        prior_correction._calibrators.clear()
+    def run(cells, keep_held_out=False):
+        # every side pays for its own forward passes and calibration fits; keep_held_out leaves the
+        # held-out source logits in the memo, as a full run has them after its first scenario on a model
+        for key in list(ws.logits):
+            if not (keep_held_out and key[0] == "val"):
+                del ws.logits[key]
+        if not keep_held_out:
+            prior_correction._calibrators.clear()
         t = time.perf_counter()
         for c in cells:
             rec = execute_cell(c, ws)
@@ -69,12 +76,14 @@ def main() -> None:
         return time.perf_counter() - t
 
     run([source_cell] + logit_cells)  # warm-up: imports, first-call costs
-    times = [(run([source_cell]), run(logit_cells)) for _ in range(args.repeats)]  # interleaved: load drifts
-    t_source, t_logit = min(t for t, _ in times), min(t for _, t in times)
+    # interleaved repeats, so that load from other processes hits all sides alike
+    times = [(run([source_cell]), run(logit_cells), run(logit_cells, keep_held_out=True)) for _ in range(args.repeats)]
+    t_source, t_cold, t_warm = (min(t[i] for t in times) for i in range(3))
     print(f"{bench.name}/{scenario.name} on {ws.device}, best of {args.repeats}")
-    print(f"source alone:           {t_source:.3f} s")
-    print(f"6 logit-only methods:   {t_logit:.3f} s  ({', '.join(m for m, _ in LOGIT_ONLY)})")
-    print(f"ratio:                  {t_logit / t_source:.2f}x")
+    print(f"source alone:                               {t_source:.3f} s")
+    print(f"6 logit-only methods ({', '.join(m for m, _ in LOGIT_ONLY)})")
+    print(f"  cold (pays the held-out source forward):  {t_cold:.3f} s   ratio {t_cold / t_source:.2f}x")
+    print(f"  held-out logits already memoised:         {t_warm:.3f} s   ratio {t_warm / t_source:.2f}x")
 
 
 if __name__ == "__main__":
