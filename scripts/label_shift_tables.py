@@ -1,6 +1,6 @@
 """Tables for the label-shift report, from the result files of a digits-label run.
 
-    PYTHONPATH=src python -m shiftbench run --benchmark digits-label
+    PYTHONPATH=src python -m shiftbench run --submissions leaderboard/submissions/digits-label
     PYTHONPATH=src python scripts/label_shift_tables.py [--results leaderboard/results]
 
 Prints accuracy (%) per scenario for the entries named below, and the mean prior L1 error.
