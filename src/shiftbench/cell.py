@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from .benchmark import Benchmark, load_benchmark
+from .benchmark import load_benchmark
 from .evaluate import compute_metrics, run_stream
+from .evaluate.metrics import prior_estimation_error, true_prior
 from .hashing import config_hash
 from .methods import SourceContext, create_method
 from .provenance import device_name, software
@@ -68,10 +69,14 @@ def execute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
         else:
             model = copy.deepcopy(source_model.model)
         torch.manual_seed(cell.seed)
+        source_train = workspace.train_split(bench, scenario, "source_train", cell.seed)
         context = SourceContext(
             source_val=workspace.train_split(bench, scenario, "source_val", cell.seed),
-            source_prior=workspace.train_split(bench, scenario, "source_train", cell.seed).class_prior(),
+            source_prior=source_train.class_prior(),
             device=workspace.device, seed=cell.seed, model=source_model.model,
+            source_train=source_train, model_sha256=source_model.sha256,
+            val_logits=workspace.val_logits(bench, scenario, cell.seed, source_model) if method.logit_only else None,
+            target_priors=[(len(s), true_prior(s)) for s in segments] if method.oracle else None,
         )
         method.setup(model, context)
         logits = run_stream(method, segments, cell.protocol, bench.batch_size, workspace.device, base)
@@ -82,6 +87,8 @@ def execute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
         if len(segments) > 1:
             record["segments"] = [segment_metrics(s, lg) for s, lg in zip(segments, logits)]
         record["method_info"] = method.describe()
+        if len(segments) == 1:
+            record["metrics"].update(prior_estimation_error(record["method_info"], segments[0].meta, context.source_prior))
         record["provenance"] = {
             "data_sha256": workspace.data_sha256(bench),
             "scenario_sha256": [s.sha256() for s in segments],

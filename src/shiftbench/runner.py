@@ -10,6 +10,7 @@ from typing import Any, Callable
 from . import __version__
 from .cell import Cell
 from .hashing import canonical_json, config_hash
+from .methods import resolve_method
 from .paths import project_root
 from .provenance import code_fingerprint, resolve_device
 from .store import Store, atomic_write_text
@@ -113,6 +114,7 @@ def write_result(results_root: Path, checked: CheckedSubmission, records: list[d
         "submission_file": Path(checked.path).name,
         "name": sub.name,
         "method": sub.method,
+        "oracle": bool(getattr(resolve_method(sub.method), "oracle", False)),
         "params": checked.params,
         "benchmark": sub.benchmark,
         "benchmark_hash": checked.benchmark.content_hash(),

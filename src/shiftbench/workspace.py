@@ -119,6 +119,24 @@ class Workspace:
 
         key = (bench.name, bench.content_hash(), scenario.name, seed, model.sha256)
         return self.logits.remember(key, lambda: [
-            source_logits(model.model, seg, 512, self.device) for seg in self.segments(bench, scenario, seed)
+            source_logits(model.model, seg, self.forward_batch(bench), self.device)
+            for seg in self.segments(bench, scenario, seed)
         ])
 
+    def forward_batch(self, bench: Benchmark) -> int:
+        """Batch size for shared no-grad forward passes: large on CUDA; on CPU the benchmark's own
+        (512-image batches of a conv net overflow the CPU caches and run slower than 64-image ones)."""
+        return 512 if self.device.type == "cuda" else bench.batch_size
+
+    def val_logits(self, bench: Benchmark, scenario: ScenarioSpec, seed: int,
+                   model: SourceModel) -> tuple[torch.Tensor, torch.Tensor]:
+        """Source-model logits and labels on the held-out source split, shared by every cell on that model."""
+        from .evaluate.evaluator import source_logits
+
+        key = ("val", bench.name, _freeze(scenario.train_shifts), seed, model.sha256)
+
+        def build():
+            val = self.train_split(bench, scenario, "source_val", seed).model_view()
+            return source_logits(model.model, val, self.forward_batch(bench), self.device), val.labels.clone()
+
+        return self.logits.remember(key, build)

@@ -9,7 +9,7 @@ from typing import Callable
 from ..errors import UserError
 from ..hashing import config_hash
 from ..imageset import ImageSet
-from .manifest import Manifest, load_manifest
+from .manifest import load_manifest
 
 
 @dataclass(frozen=True)

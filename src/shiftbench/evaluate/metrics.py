@@ -65,3 +65,26 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, *, groups: torch
     if source_index is not None:
         out["consistency"] = consistency(pred, source_index.cpu())
     return out
+
+
+def true_prior(segment) -> torch.Tensor:
+    """The segment's true class prior: the one its label shift recorded, else its label frequencies."""
+    if "target_prior" in segment.meta:
+        return torch.tensor(segment.meta["target_prior"], dtype=torch.float64)
+    return segment.class_prior()
+
+
+def prior_estimation_error(method_info: dict[str, Any], meta: dict[str, Any] | None,
+                           source_prior: torch.Tensor) -> dict[str, float]:
+    """L1 between true and estimated target prior, and mean_k (w*_k - w_k)^2 of the weights w = q / p.
+
+    Only when the method reports `prior_estimate` and the scenario recorded `target_prior`
+    (the realised label frequencies of a label shift, REFERENCE.md section 3).
+    """
+    if not meta or "target_prior" not in meta or "prior_estimate" not in (method_info or {}):
+        return {}
+    q_true = torch.tensor(meta["target_prior"], dtype=torch.float64)
+    q_est = torch.tensor(method_info["prior_estimate"], dtype=torch.float64)
+    p = source_prior.double().clamp_min(1e-12)
+    return {"prior_l1": (q_true - q_est).abs().sum().item(),
+            "weight_mse": ((q_true / p - q_est / p) ** 2).mean().item()}

@@ -25,7 +25,12 @@ from ..imageset import ImageSet
 
 @dataclass
 class SourceContext:
-    """What a method may know of the source side: held-out source data and the source class prior."""
+    """What a method may know of the source side: held-out source data and the source class prior.
+
+    source_train and model_sha256 let a method train (and cache) an auxiliary network of its
+    own on the source data. target_priors is filled only for methods with `oracle = True`:
+    (segment length, true class prior) per segment of the stream, in order.
+    """
 
     source_val: ImageSet
     source_prior: torch.Tensor
@@ -33,6 +38,10 @@ class SourceContext:
     seed: int
     model: nn.Module | None = field(default=None, repr=False)
     batch_size: int = 256
+    source_train: ImageSet | None = field(default=None, repr=False)
+    model_sha256: str = ""
+    val_logits: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    target_priors: list[tuple[int, torch.Tensor]] | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -41,6 +50,8 @@ class SourceContext:
     @cached_property
     def val_logits_and_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of the unadapted source model on the held-out source split (computed once, on CPU)."""
+        if self.val_logits is not None:
+            return self.val_logits
         view = self.source_val.model_view()
         self.model.eval()
         out = []
@@ -55,6 +66,7 @@ class Method:
 
     name: ClassVar[str] = "method"
     logit_only: ClassVar[bool] = False
+    oracle: ClassVar[bool] = False  # uses test labels (an upper bound): reported, never ranked
 
     def setup(self, model: nn.Module, source: SourceContext) -> None:
         self.model = model

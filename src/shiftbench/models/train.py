@@ -59,9 +59,7 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
                    **{k: v for k, v in recipe.items() if k != "name"})
         model.cpu()
         folder.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save(model.state_dict(), buffer)
-        atomic_write_bytes(ckpt, buffer.getvalue())
+        save_state_dict(model.state_dict(), ckpt)
         info.update(key=key, arch=name, arch_params=arch, recipe=recipe, seed=seed, data_sha256=train.sha256())
         atomic_write_text(meta, json.dumps(info, indent=2))
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
@@ -92,6 +90,13 @@ def load_checkpoint(checkpoint: str, name: str, arch: dict[str, Any], train: Ima
     info = {"key": key, "arch": name, "arch_params": arch, "checkpoint": str(path), "trained_by": "user"}
     return SourceModel(model.to(device).eval(), key, path, sha, info)
 
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
+    """torch.save, atomically: a crash never leaves a truncated checkpoint behind."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def evaluate_accuracy(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256) -> float:
