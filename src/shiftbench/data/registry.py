@@ -47,9 +47,19 @@ def register_loader(name: str):
 _memo: dict[tuple, DatasetSplits] = {}
 
 
+def _load_builtin_loaders() -> None:
+    """Import every module of this package once; each loader file registers itself."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if mod.name not in ("registry", "manifest", "__init__"):
+            importlib.import_module(f"{__package__}.{mod.name}")
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None) -> DatasetSplits:
     """Build the splits of the dataset named by a manifest (memoised within the process)."""
-    from . import digits  # noqa: F401  (registers the built-in loader)
+    _load_builtin_loaders()
 
     manifest = load_manifest(name)
     key = (manifest.name, config_hash(manifest.model_dump()), str(data_dir))
