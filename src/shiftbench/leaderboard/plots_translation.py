@@ -51,6 +51,11 @@ def plot_translation_tradeoff(results_or_frame: list[dict[str, Any]] | pd.DataFr
     frame = results_or_frame if isinstance(results_or_frame, pd.DataFrame) else translation_points(results_or_frame)
     if frame.empty:
         return None
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # real <text> in the SVG: searchable, crisp
+        return _draw(plt, frame, Path(out_path), title)
+
+
+def _draw(plt, frame: pd.DataFrame, out: Path, title: str) -> Path:
     crop = frame[frame.method == "crop_select"].sort_values("margin")
     others = frame[frame.method != "crop_select"]
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -69,7 +74,6 @@ def plot_translation_tradeoff(results_or_frame: list[dict[str, Any]] | pd.DataFr
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     fig.savefig(tmp, format="svg")

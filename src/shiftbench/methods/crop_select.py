@@ -115,8 +115,9 @@ class CropSelect(Method):
         score = window_scores(energy, g, 2 * m + 1).flatten(1)  # (B, (2m+1)^2), position (i, j) = top-left base + (i, j)
         best = score.argmax(1)
         i, j = best // (2 * m + 1), best % (2 * m + 1)
+        self.last_on_border = (i == 0) | (i == 2 * m) | (j == 0) | (j == 2 * m)  # where the guarantee may break
         self.chosen += len(x)
-        self.on_border += int(((i == 0) | (i == 2 * m) | (j == 0) | (j == 2 * m)).sum())
+        self.on_border += int(self.last_on_border.sum())
         return crops_at(x, base + i, base + j, window)
 
     @torch.no_grad()
