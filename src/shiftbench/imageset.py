@@ -70,11 +70,7 @@ class ImageSet:
 
     def model_view(self) -> ImageSet:
         """The centred window the model sees; translation shifts crop elsewhere themselves."""
-        if self.window is None or self.window >= self.image_size:
-            return replace(self, window=None)
-        off = (self.image_size - self.window) // 2
-        crop = self.images[:, :, off : off + self.window, off : off + self.window].contiguous()
-        return replace(self, images=crop, window=None)
+        return replace(self, images=centre_crop(self.images, self.window).contiguous(), window=None)
 
     def class_prior(self) -> torch.Tensor:
         counts = torch.bincount(self.labels, minlength=self.num_classes).double()
@@ -82,3 +78,12 @@ class ImageSet:
 
     def sha256(self) -> str:
         return tensor_sha256(self.images, self.labels, self.groups, self.source_index)
+
+
+def centre_crop(images: torch.Tensor, window: int | None) -> torch.Tensor:
+    """The centred window x window square of (..., H, W) images (a view; all of it if window is None or larger)."""
+    size = images.shape[-1]
+    if window is None or window >= size:
+        return images
+    off = (size - window) // 2
+    return images[..., off : off + window, off : off + window]

@@ -101,13 +101,13 @@ class Workspace:
         return self.models[req]
 
     def segments(self, bench: Benchmark, scenario: ScenarioSpec, seed: int) -> list[ImageSet]:
-        """The scenario's test stream, one ImageSet per segment, cropped to what the model sees."""
+        """The scenario's test stream, one ImageSet per segment, full images plus `window` (the evaluator crops)."""
         key = (bench.name, bench.content_hash(), scenario.name, seed)
 
         def build():
             base = self.dataset(bench).split(scenario.split)
             return [
-                apply_shifts(base, chain, seed_from(bench.name, scenario.name, i, seed)).model_view()
+                apply_shifts(base, chain, seed_from(bench.name, scenario.name, i, seed))
                 for i, chain in enumerate(scenario.segment_chains())
             ]
 

@@ -1,5 +1,10 @@
 """Run a method over a stream of scenario segments under a protocol.
 
+Segments keep their full images (a translated view is larger than the model's
+window); each batch is centre-cropped to `seg.window` here, except for methods
+that declare `sees_full_image = True` (crop selection): those get the whole
+image and read the window from `method.window`, set before every segment.
+
 Protocols (when the method is reset):
   episodic      before every batch
   per_scenario  at the start of every segment (a plain scenario is one segment)
@@ -12,7 +17,7 @@ from typing import Iterable
 
 import torch
 
-from ..imageset import ImageSet
+from ..imageset import ImageSet, centre_crop
 from ..methods.base import Method
 
 PROTOCOLS = ("episodic", "per_scenario", "continual")
@@ -32,7 +37,7 @@ def source_logits(model: torch.nn.Module, data: ImageSet, batch_size: int, devic
     """The unadapted model's logits for every row of data, in order (on CPU)."""
     model.eval()
     images = data.images.to(device)
-    return torch.cat([model(to_float(images[s])).cpu() for s in batches(len(data), batch_size)])
+    return torch.cat([model(to_float(centre_crop(images[s], data.window))).cpu() for s in batches(len(data), batch_size)])
 
 
 def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_size: int, device: torch.device,
@@ -52,6 +57,9 @@ def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_si
         if protocol == "per_scenario" and i > 0:
             method.reset()
         images = None if method.logit_only else seg.images.to(device, non_blocking=True)
+        crop_to = None if method.sees_full_image else seg.window
+        if method.sees_full_image:
+            method.window = seg.window or seg.image_size
         parts = []
         for b, s in enumerate(batches(len(seg), batch_size)):
             if protocol == "episodic" and (b > 0 or i > 0):
@@ -59,7 +67,7 @@ def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_si
             if method.logit_only:
                 logits = method.adapt_logits(base_logits[i][s].to(device))
             else:
-                logits = method.predict(to_float(images[s]))
+                logits = method.predict(to_float(centre_crop(images[s], crop_to)))
             parts.append(logits.detach().float().cpu())
         out.append(torch.cat(parts) if parts else torch.empty(0, seg.num_classes))
     return out

@@ -40,6 +40,41 @@ def consistency(pred: torch.Tensor, source_index: torch.Tensor) -> float:
     return (lo == hi)[present].double().mean().item()
 
 
+def view_layout(source_index: torch.Tensor, views: int) -> bool:
+    """True when rows are image-major views: row i * views + v is view v of image i."""
+    n = len(source_index)
+    return views > 0 and n % views == 0 and torch.equal(
+        source_index, torch.arange(n // views, dtype=source_index.dtype).repeat_interleave(views))
+
+
+def translation_metrics(pred: torch.Tensor, labels: torch.Tensor, offsets: list[list[int]]) -> dict[str, Any]:
+    """Per-shift accuracy, pairwise consistency and fooling rate over image-major views at `offsets`.
+
+    pairwise_consistency: probability that two shifts drawn independently and
+    uniformly from `offsets` give the same top-1 class (Zhang 2019), computed
+    exactly per image as sum_c (n_c / V)^2 over the V views' predictions.
+    fooling_rate: fraction of images whose prediction at some 1-pixel shift
+    (max(|dy|, |dx|) == 1) differs from the unshifted view's (Lost in Translation).
+    """
+    v = len(offsets)
+    p = pred.view(-1, v)
+    correct = (p == labels.view(-1, v)).double()
+    per_shift = correct.mean(0)
+    out: dict[str, Any] = {
+        "accuracy_by_shift": {f"{dy},{dx}": per_shift[i].item() for i, (dy, dx) in enumerate(offsets)},
+        "worst_shift_accuracy": per_shift.min().item(),
+    }
+    counts = F.one_hot(p, int(pred.max()) + 1).sum(1).double()  # (n, classes)
+    out["pairwise_consistency"] = (counts / v).pow(2).sum(1).mean().item()
+    keys = [tuple(o) for o in offsets]
+    if (0, 0) in keys:
+        centre = p[:, keys.index((0, 0))]
+        ring = [i for i, (dy, dx) in enumerate(keys) if max(abs(dy), abs(dx)) == 1]
+        if ring:
+            out["fooling_rate"] = (p[:, ring] != centre[:, None]).any(1).double().mean().item()
+    return out
+
+
 def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, *, groups: torch.Tensor | None = None,
                     source_index: torch.Tensor | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     logits = logits.double().cpu()
@@ -64,6 +99,11 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, *, groups: torch
         out["group_average_accuracy"] = sum(per_group.values()) / len(per_group)
     if source_index is not None:
         out["consistency"] = consistency(pred, source_index.cpu())
+        offsets = (meta or {}).get("view_offsets")
+        if offsets and view_layout(source_index.cpu(), len(offsets)):
+            out.update(translation_metrics(pred, labels, offsets))
+    for key, value in (meta or {}).get("report", {}).items():  # scenario facts shown beside the accuracy
+        out[key] = value
     return out
 
 

@@ -5,6 +5,11 @@ Lifecycle, driven by the evaluator:
   reset()               at episode boundaries (what counts as one is the protocol's call)
   predict(x)            float images in [0, 1] on the device -> logits
 
+A method that chooses where to look (crop selection) sets `sees_full_image =
+True`: its `predict` then gets the segment's whole images, which may be larger
+than the model's input, and `self.window` holds the side the model expects.
+Every other method gets the centred window.
+
 A method that only reshapes the source model's logits (label-shift corrections)
 sets `logit_only = True` and implements `adapt_logits(logits)` instead of
 `predict`; the evaluator then runs the source model once per scenario and shares
@@ -67,6 +72,8 @@ class Method:
     name: ClassVar[str] = "method"
     logit_only: ClassVar[bool] = False
     oracle: ClassVar[bool] = False  # uses test labels (an upper bound): reported, never ranked
+    sees_full_image: ClassVar[bool] = False
+    window: int | None = None  # set by the evaluator for sees_full_image methods
 
     def setup(self, model: nn.Module, source: SourceContext) -> None:
         self.model = model

@@ -51,9 +51,9 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     folder = cache_dir() / "models"
     ckpt = folder / f"{key}.pt"
     meta = folder / f"{key}.json"
+    torch.manual_seed(seed)  # before build_model: the initial weights must depend on the seed alone, not on process history
     model = build_model(name, train.num_classes, train.images.shape[1], **arch)
     if not (ckpt.exists() and meta.exists()):
-        torch.manual_seed(seed)
         fit = get_recipe(recipe.get("name", "erm"))
         info = fit(model, train, val, seed=seed, device=device, progress=progress,
                    **{k: v for k, v in recipe.items() if k != "name"})

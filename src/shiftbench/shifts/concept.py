@@ -33,6 +33,29 @@ def spurious_colour(data: ImageSet, *, seed: int, correlation: Probability = 0.9
     return data.with_(images=images, groups=2 * data.labels + colour)
 
 
+@register_shift("colored_mnist", "concept")
+def colored_mnist(data: ImageSet, *, seed: int, colour_flip: Probability = 0.1, label_noise: Probability = 0.25,
+                  threshold: int = 5) -> ImageSet:
+    """DomainBed's ColoredMNIST: binary y = 1[digit < threshold] XOR Bernoulli(label_noise), colour = y XOR Bernoulli(colour_flip).
+
+    The digit is drawn in the red channel for colour 0 and the green one for colour 1
+    (the other channels zeroed). Shape alone predicts y for 1 - label_noise of the
+    images and colour for 1 - colour_flip, so a model trained at colour_flip 0.1 or 0.2
+    leans on colour and fails when it flips (0.9). groups = 2 * y + colour.
+    """
+    if data.images.shape[1] != 3:
+        raise ValueError("colored_mnist needs 3-channel images")
+    g = generator(seed)
+    y = (data.labels < threshold).long() ^ (torch.rand(len(data), generator=g) < label_noise).long()
+    colour = y ^ (torch.rand(len(data), generator=g) < colour_flip).long()
+    gray = data.images.max(dim=1).values
+    images = torch.zeros_like(data.images)
+    images[:, 0] = torch.where(colour[:, None, None] == 0, gray, torch.zeros_like(gray))
+    images[:, 1] = torch.where(colour[:, None, None] == 1, gray, torch.zeros_like(gray))
+    return data.with_(images=images, labels=y, classes=(f"digit >= {threshold}", f"digit < {threshold}"),
+                      groups=2 * y + colour)
+
+
 @register_shift("relabel_subpopulation", "concept")
 def relabel_subpopulation(data: ImageSet, *, seed: int, source_class: int = 1, target_class: int = 7,
                           mass: Probability = 0.5) -> ImageSet:

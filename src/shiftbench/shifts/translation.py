@@ -1,8 +1,14 @@
 """Translation: realistic window shifts (real content enters at the border) and cyclic rolls.
 
-Each image yields two views, the centred window and one shifted by exactly
-`distance` pixels (Chebyshev), so the evaluator can measure prediction
-consistency over views sharing a source_index.
+Every shift here turns each image into several views that share a source_index,
+laid out image-major (row i * V + v is view v of image i), so the evaluator can
+measure how often predictions agree across views.
+
+Realistic views keep a margin: a view moved by (dy, dx) is the (canvas - 2 * D)
+square, D the largest shift of the scenario, whose centred `window` is exactly
+the model's window moved by (dy, dx) inside the real canvas. Ordinary methods
+see that centred window; crop selection may look at the margin around it.
+Cyclic views are the centred window rolled (torch.roll), window-sized.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from pydantic import Field
 from ..imageset import ImageSet
 from .registry import generator, register_shift
 
+Mode = Literal["realistic", "cyclic"]
+
 
 def ring_offsets(distance: int) -> torch.Tensor:
     """All (dy, dx) with max(|dy|, |dx|) == distance."""
@@ -22,6 +30,13 @@ def ring_offsets(distance: int) -> torch.Tensor:
     dy, dx = torch.meshgrid(r, r, indexing="ij")
     keep = torch.maximum(dy.abs(), dx.abs()) == distance
     return torch.stack([dy[keep], dx[keep]], dim=1)
+
+
+def grid_offsets(distance: int) -> torch.Tensor:
+    """All (dy, dx) in [-distance, distance]^2, row-major (the centre is the middle row)."""
+    r = torch.arange(-distance, distance + 1)
+    dy, dx = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([dy.flatten(), dx.flatten()], dim=1)
 
 
 def crop_at(images: torch.Tensor, window: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
@@ -45,25 +60,58 @@ def roll_each(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-@register_shift("translate", "translation")
-def translate(data: ImageSet, *, seed: int, distance: Annotated[int, Field(ge=0)] = 1,
-              mode: Literal["realistic", "cyclic"] = "realistic") -> ImageSet:
-    """Centred view plus one view shifted by `distance` px: realistic (window moves) or cyclic (roll)."""
+def make_views(data: ImageSet, offsets: torch.Tensor, mode: Mode, max_shift: int, meta: dict | None = None) -> ImageSet:
+    """Views of every image at offsets (n, V, 2), image-major, sharing source_index.
+
+    realistic: the (canvas - 2 * max_shift) square centred on the window moved by the offset;
+    cyclic: the centred window rolled by the offset.
+    """
+    n, v = offsets.shape[:2]
     window = data.window or data.image_size
-    margin = (data.image_size - window) // 2
-    if mode == "realistic" and distance > margin:
-        raise ValueError(f"realistic shift of {distance} px needs images larger than the window by {2 * distance} px")
+    if mode == "realistic":
+        room = (data.image_size - window) // 2
+        if max_shift > room:
+            raise ValueError(f"a realistic shift of {max_shift} px needs images larger than the window by "
+                             f"{2 * max_shift} px; these have {data.image_size - window} (window {window})")
+        size = data.image_size - 2 * max_shift
+        source = data.images
+    else:
+        size = window
+        source = crop_at(data.images, window, torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
+    index = torch.arange(n).repeat_interleave(v)
+    flat = offsets.reshape(n * v, 2)
+    if mode == "realistic":
+        images = crop_at(source[index], size, flat[:, 0], flat[:, 1])
+    else:
+        images = roll_each(source[index], flat[:, 0], flat[:, 1])
+    out = data.subset(index)
+    return out.with_(images=images, source_index=index, window=window, meta={**data.meta, **(meta or {})})
+
+
+@register_shift("translate", "translation")
+def translate(data: ImageSet, *, seed: int, distance: Annotated[int, Field(ge=0)] = 1, mode: Mode = "realistic") -> ImageSet:
+    """Centred view plus one view shifted by exactly `distance` px (Chebyshev): realistic or cyclic."""
     g = generator(seed)
     n = len(data)
-    offsets = ring_offsets(distance) if distance > 0 else torch.zeros(1, 2, dtype=torch.long)
-    pick = offsets[torch.randint(len(offsets), (n,), generator=g)]
-    zeros = torch.zeros(n, dtype=torch.long)
-    centre = crop_at(data.images, window, zeros, zeros)
-    if mode == "realistic":
-        moved = crop_at(data.images, window, pick[:, 0], pick[:, 1])
-    else:
-        moved = roll_each(centre, pick[:, 0], pick[:, 1])
-    images = torch.stack([centre, moved], dim=1).flatten(0, 1)
-    index = torch.arange(n).repeat_interleave(2)
-    out = data.subset(index)
-    return out.with_(images=images, source_index=index, window=None)
+    ring = ring_offsets(distance) if distance > 0 else torch.zeros(1, 2, dtype=torch.long)
+    moved = ring[torch.randint(len(ring), (n,), generator=g)]
+    offsets = torch.stack([torch.zeros_like(moved), moved], dim=1)
+    return make_views(data, offsets, mode, distance)
+
+
+@register_shift("translate_grid", "translation")
+def translate_grid(data: ImageSet, *, seed: int, distance: Annotated[int, Field(ge=1)] = 1,
+                   mode: Mode = "realistic") -> ImageSet:
+    """Every shift in [-distance, distance]^2 of every image: per-shift accuracy and fooling rate (distance 1)."""
+    grid = grid_offsets(distance)
+    offsets = grid[None].expand(len(data), -1, -1)
+    return make_views(data, offsets, mode, distance, meta={"view_offsets": grid.tolist()})
+
+
+@register_shift("translate_pair", "translation")
+def translate_pair(data: ImageSet, *, seed: int, max_shift: Annotated[int, Field(ge=1)] = 2,
+                   mode: Mode = "realistic") -> ImageSet:
+    """Two views at independent uniform shifts in [-max_shift, max_shift]^2 (Zhang 2019 consistency)."""
+    g = generator(seed)
+    offsets = torch.randint(-max_shift, max_shift + 1, (len(data), 2, 2), generator=g)
+    return make_views(data, offsets, mode, max_shift)
