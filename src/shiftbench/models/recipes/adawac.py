@@ -23,7 +23,7 @@ from torch import nn
 
 from ...imageset import ImageSet
 from . import register_recipe
-from .erm import random_crops
+from .erm import fit_sgd, random_crops
 
 
 def penultimate(model: nn.Module):
@@ -48,43 +48,32 @@ def adawac(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, devic
            weight_decay: float = 5e-4, eta: Annotated[float, Field(gt=0)] = 1.0,
            consistency: Annotated[float, Field(ge=0)] = 1.0) -> dict[str, Any]:
     """Adaptively weighted augmentation consistency: SGD as in erm on the per-sample mix of CE and consistency."""
-    from ..train import evaluate_accuracy, progress_bar
+    from ..train import evaluate_accuracy
 
-    g = torch.Generator().manual_seed(seed)
     window = train.window or train.image_size
     weights = torch.full((len(train), 2), 0.5, device=device)
     store, handle = penultimate(model)
-    model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
-    steps = epochs * ((len(train) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    bar = progress_bar(epochs, "training source model (adawac)", progress)
+
+    def weighted_ce_and_consistency(rows, g):
+        imgs, y = train.images[rows], train.labels[rows].to(device)
+        views = torch.cat([random_crops(imgs, window, g), random_crops(imgs, window, g)])
+        logits = model(views.to(device).float().div_(255))
+        feats = store.get("features", logits)
+        l1, l2 = logits.chunk(2)
+        f1, f2 = feats.flatten(1).chunk(2)
+        ce = 0.5 * (F.cross_entropy(l1, y, reduction="none") + F.cross_entropy(l2, y, reduction="none"))
+        ac = consistency * (f1 - f2).pow(2).mean(1)
+        w = mirror_ascent_step(weights[rows.to(device)], ce.detach(), ac.detach(), eta)
+        weights[rows.to(device)] = w
+        return (w[:, 0] * ce + w[:, 1] * ac).mean()
+
     try:
-        for _ in range(epochs):
-            model.train()
-            perm = torch.randperm(len(train), generator=g)
-            for i in range(0, len(perm), batch_size):
-                idx = perm[i : i + batch_size]
-                imgs, y = train.images[idx], train.labels[idx].to(device)
-                views = torch.cat([random_crops(imgs, window, g), random_crops(imgs, window, g)])
-                logits = model(views.to(device).float().div_(255))
-                feats = store.get("features", logits)
-                l1, l2 = logits.chunk(2)
-                f1, f2 = feats.flatten(1).chunk(2)
-                ce = 0.5 * (F.cross_entropy(l1, y, reduction="none") + F.cross_entropy(l2, y, reduction="none"))
-                ac = consistency * (f1 - f2).pow(2).mean(1)
-                w = mirror_ascent_step(weights[idx.to(device)], ce.detach(), ac.detach(), eta)
-                weights[idx.to(device)] = w
-                loss = (w[:, 0] * ce + w[:, 1] * ac).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            bar.update()
+        fit_sgd(model, train, weighted_ce_and_consistency, seed=seed, device=device, progress=progress,
+                epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                desc="training source model (adawac)")
     finally:
         if handle is not None:
             handle.remove()
-    bar.close()
     b = weights[:, 0].cpu()
     return {"val_accuracy": evaluate_accuracy(model, val, device), "epochs": epochs,
             "mean_supervised_weight": round(float(b.mean()), 4),

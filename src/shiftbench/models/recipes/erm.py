@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,42 +23,54 @@ def random_crops(images: torch.Tensor, window: int, g: torch.Generator) -> torch
     return crop_at(images, window, dy, dx)
 
 
-def batches(train: ImageSet, batch_size: int, g: torch.Generator, augment: bool):
-    """Shuffled minibatches of (float images in [0,1] at the model's window, labels, row index)."""
-    perm = torch.randperm(len(train), generator=g)
+def training_view(train: ImageSet, idx: torch.Tensor, g: torch.Generator, augment: bool) -> torch.Tensor:
+    """Float images in [0, 1] at the model's window: a random crop each when augmenting, else the centre."""
+    imgs = train.images[idx]
     window = train.window or train.image_size
-    for i in range(0, len(perm), batch_size):
-        idx = perm[i : i + batch_size]
-        imgs = train.images[idx]
-        if augment and window < train.image_size:
-            imgs = random_crops(imgs, window, g)
-        elif window < train.image_size:
-            off = (train.image_size - window) // 2
-            imgs = imgs[:, :, off : off + window, off : off + window]
-        yield imgs.float().div_(255), train.labels[idx], idx
+    if augment and window < train.image_size:
+        imgs = random_crops(imgs, window, g)
+    elif window < train.image_size:
+        off = (train.image_size - window) // 2
+        imgs = imgs[:, :, off : off + window, off : off + window]
+    return imgs.float().div_(255)
 
 
-@register_recipe("erm")
-def erm(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: torch.device, progress: bool = True,
-        epochs: int = 15, lr: float = 0.05, batch_size: int = 64, weight_decay: float = 5e-4,
-        augment: bool = True) -> dict[str, Any]:
-    """Empirical risk minimisation: SGD with momentum 0.9, cosine learning rate, crop augmentation."""
-    from ..train import evaluate_accuracy, progress_bar
+def fit_sgd(model: nn.Module, train: ImageSet, loss_of_batch: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+            *, seed: int, device: torch.device, progress: bool, epochs: int, lr: float, batch_size: int,
+            weight_decay: float, desc: str) -> None:
+    """The loop every recipe shares: shuffled minibatches of row indices, SGD with Nesterov momentum 0.9,
+    weight decay and a one-cycle learning rate. `loss_of_batch(rows, generator)` is the recipe."""
+    from ..train import progress_bar
 
     g = torch.Generator().manual_seed(seed)
     model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     steps = epochs * ((len(train) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    bar = progress_bar(epochs, "training source model", progress)
+    bar = progress_bar(epochs, desc, progress)
     for _ in range(epochs):
         model.train()
-        for x, y, _ in batches(train, batch_size, g, augment):
-            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+        perm = torch.randperm(len(train), generator=g)
+        for i in range(0, len(perm), batch_size):
+            loss = loss_of_batch(perm[i : i + batch_size], g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
         bar.update()
     bar.close()
+
+
+@register_recipe("erm")
+def erm(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: torch.device, progress: bool = True,
+        epochs: int = 15, lr: float = 0.05, batch_size: int = 64, weight_decay: float = 5e-4,
+        augment: bool = True) -> dict[str, Any]:
+    """Empirical risk minimisation: SGD with momentum 0.9, one-cycle learning rate, crop augmentation."""
+    from ..train import evaluate_accuracy
+
+    def cross_entropy(rows, g):
+        return F.cross_entropy(model(training_view(train, rows, g, augment).to(device)), train.labels[rows].to(device))
+
+    fit_sgd(model, train, cross_entropy, seed=seed, device=device, progress=progress, epochs=epochs, lr=lr,
+            batch_size=batch_size, weight_decay=weight_decay, desc="training source model")
     return {"val_accuracy": evaluate_accuracy(model, val, device), "epochs": epochs}

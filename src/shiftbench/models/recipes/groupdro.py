@@ -18,7 +18,7 @@ from torch import nn
 
 from ...imageset import ImageSet
 from . import register_recipe
-from .erm import batches
+from .erm import fit_sgd, training_view
 
 
 def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: torch.Tensor, eta: float) -> torch.Tensor:
@@ -33,35 +33,26 @@ def groupdro(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, dev
              weight_decay: float = 5e-4, augment: bool = True,
              eta: Annotated[float, Field(gt=0)] = 0.01) -> dict[str, Any]:
     """Group-reweighted training: SGD as in erm, loss = q-weighted mean of per-group losses."""
-    from ..train import evaluate_accuracy, progress_bar
+    from ..train import evaluate_accuracy
 
     source = "groups" if train.groups is not None else "labels"
     raw = train.groups if train.groups is not None else train.labels
     names, group_of = torch.unique(raw, return_inverse=True)
     n_groups = len(names)
     q = torch.full((n_groups,), 1.0 / n_groups, device=device)
-    g = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
-    steps = epochs * ((len(train) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    bar = progress_bar(epochs, "training source model (groupdro)", progress)
-    for _ in range(epochs):
-        model.train()
-        for x, y, idx in batches(train, batch_size, g, augment):
-            losses = F.cross_entropy(model(x.to(device)), y.to(device), reduction="none")
-            grp = group_of[idx].to(device)
-            sums = torch.zeros(n_groups, device=device).index_add_(0, grp, losses)
-            counts = torch.bincount(grp, minlength=n_groups).float()
-            group_loss = sums / counts.clamp(min=1)
-            present = counts > 0
-            q = update_group_weights(q, group_loss.detach(), present, eta)
-            loss = (q * group_loss).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        bar.update()
-    bar.close()
+
+    def group_weighted_loss(rows, g):
+        nonlocal q
+        losses = F.cross_entropy(model(training_view(train, rows, g, augment).to(device)),
+                                 train.labels[rows].to(device), reduction="none")
+        grp = group_of[rows].to(device)
+        sums = torch.zeros(n_groups, device=device).index_add_(0, grp, losses)
+        counts = torch.bincount(grp, minlength=n_groups).float()
+        group_loss = sums / counts.clamp(min=1)
+        q = update_group_weights(q, group_loss.detach(), counts > 0, eta)
+        return (q * group_loss).sum()
+
+    fit_sgd(model, train, group_weighted_loss, seed=seed, device=device, progress=progress, epochs=epochs, lr=lr,
+            batch_size=batch_size, weight_decay=weight_decay, desc="training source model (groupdro)")
     return {"val_accuracy": evaluate_accuracy(model, val, device), "epochs": epochs, "groups_from": source,
             "group_weights": {int(k): round(float(v), 4) for k, v in zip(names, q.cpu())}}
