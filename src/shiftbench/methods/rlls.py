@@ -5,14 +5,14 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..labelshift import confusion_matrix, rlls_prior
-from .bbse import prediction_rows
-from .prior_correction import Calibration, PriorCorrection, RunningMean
+from ..labelshift import rlls_prior
+from .bbse import BBSE, prediction_rows
+from .prior_correction import Calibration
 from .registry import register_method
 
 
 @register_method("rlls")
-class RLLS(PriorCorrection):
+class RLLS(BBSE):
     """theta = argmin ||C theta - b|| + D ||theta||, theta >= -1, with D = regularization * sqrt(K / n_target).
 
     D shrinks with the number of target samples seen, as the paper's Delta_C = O(1/sqrt(n)) does;
@@ -21,15 +21,8 @@ class RLLS(PriorCorrection):
 
     def __init__(self, calibration: Calibration = "bcts", soft: bool = False,
                  regularization: Annotated[float, Field(ge=0)] = 0.01):
-        super().__init__(calibration)
-        self.soft, self.regularization = soft, regularization
-
-    def prepare(self):
-        self.confusion = confusion_matrix(self.val_probs, self.val_labels, soft=self.soft)
-
-    def reset(self):
-        super().reset()
-        self.mu = RunningMean(len(self.source_prior))
+        super().__init__(calibration, soft)
+        self.regularization = regularization
 
     def update(self, probs):
         mu = self.mu.add(prediction_rows(probs, self.soft))
