@@ -1,6 +1,8 @@
 """Run cells as Ray tasks: on a local Ray started here, or on an existing cluster (`--address`).
 
-One task computes one cell. What workers need and how they get it:
+One task computes the cells of one scenario (same benchmark, seed and source
+model), so a worker builds that scenario's data and source logits once; records
+come back per task. What workers need and how they get it:
 
 - Source models: the driver has trained every model before any cell runs. Each
   checkpoint goes into Ray's object store once, named by its sha256; a worker
@@ -13,8 +15,8 @@ One task computes one cell. What workers need and how they get it:
 
 A worker keeps a Workspace per (device, project, cache) for its whole life, so
 the datasets, scenario data and models it builds serve every cell it runs.
-A worker that dies mid-cell (killed, out of memory) is replaced and the cell
-retried up to `max_retries` times; after that the cell is recorded as failed.
+A worker that dies mid-task (killed, out of memory) is replaced and the task
+retried up to `max_retries` times; after that its cells are recorded as failed.
 """
 
 from __future__ import annotations
@@ -82,12 +84,12 @@ class RayExecutor:
         try:
             self._check_gpus()
             checkpoints = self._share_checkpoints(cells)
-            task = ray.remote(_run_cell).options(**options)
+            task = ray.remote(_run_cells).options(**options)
             project = str(project_root())
             threads = max(1, int(self.cpus_per_cell))
-            for cell in cells:
-                ref = task.remote(cell, project, worker_device, threads, checkpoints[cell.checkpoint_sha256])
-                pending[ref] = cell
+            for group in scenario_groups(cells):
+                ref = task.remote(group, project, worker_device, threads, checkpoints[group[0].checkpoint_sha256])
+                pending[ref] = group
             with tqdm(total=len(cells), desc="cells", unit="cell", disable=not self.progress) as bar:
                 waiting = list(pending)
                 while waiting:
@@ -96,8 +98,9 @@ class RayExecutor:
                         more, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0)
                         done += more
                     for ref in done:
-                        yield self._result(ref, pending.pop(ref))
-                        bar.update(1)
+                        group = pending.pop(ref)
+                        yield from self._results(ref, group)
+                        bar.update(len(group))
         finally:
             for ref in pending:  # interrupted: stop what is still queued or running
                 ray.cancel(ref, force=True)
@@ -148,17 +151,25 @@ class RayExecutor:
             shared[model.sha256] = (model.key, model.sha256, ray.put(blob))
         return shared
 
-    def _result(self, ref, cell: Cell) -> dict[str, Any]:
+    def _results(self, ref, group: list[Cell]) -> list[dict[str, Any]]:
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as e:
             if isinstance(e.cause, UserError):  # a set-up problem on the worker stops the run, as it would locally
                 raise UserError(str(e.cause)) from None
-            return failed_record(cell, f"{type(e.cause).__name__}: {e.cause}")
+            return [failed_record(cell, f"{type(e.cause).__name__}: {e.cause}") for cell in group]
         except ray.exceptions.RayError as e:  # the worker died on every try (crash, OOM kill, lost node)
             reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            return failed_record(cell, f"{type(e).__name__}: the worker running this cell died "
-                                       f"({self.max_retries + 1} tries); last: {reason}")
+            return [failed_record(cell, f"{type(e).__name__}: the worker running this cell died "
+                                        f"({self.max_retries + 1} tries); last: {reason}") for cell in group]
+
+
+def scenario_groups(cells: list[Cell]) -> list[list[Cell]]:
+    """Cells sharing (benchmark, seed, scenario, source checkpoint), in first-seen order."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.benchmark, cell.seed, cell.scenario, cell.checkpoint_sha256), []).append(cell)
+    return list(groups.values())
 
 
 def failed_record(cell: Cell, error: str) -> dict[str, Any]:
@@ -174,7 +185,8 @@ _workspaces: dict[tuple[str, str, str], Workspace] = {}
 _checked_checkpoints: set[tuple[str, str]] = set()
 
 
-def _run_cell(cell: Cell, project: str, device: str, threads: int, checkpoint: tuple[str, str, Any]) -> dict[str, Any]:
+def _run_cells(cells: list[Cell], project: str, device: str, threads: int,
+               checkpoint: tuple[str, str, Any]) -> list[dict[str, Any]]:
     from ..provenance import resolve_device
 
     torch.set_num_threads(threads)
@@ -183,7 +195,7 @@ def _run_cell(cell: Cell, project: str, device: str, threads: int, checkpoint: t
     memo = (device, project, str(cache_dir()))
     if memo not in _workspaces:
         _workspaces[memo] = Workspace(resolve_device(device), progress=False)
-    return execute_cell(cell, _workspaces[memo])
+    return [execute_cell(cell, _workspaces[memo]) for cell in cells]
 
 
 def _enter_project(project: str) -> None:
