@@ -53,7 +53,7 @@ def main() -> None:
     ws = Workspace(device, progress=True)
     source = ws.model(bench, scenario, None, 0)
     segments = ws.segments(bench, scenario, 0)
-    images = [s.images.to(device) for s in segments]
+    images = [s.model_view().images.to(device) for s in segments]  # what the model sees: the centred window
     bs = bench.batch_size
 
     @torch.no_grad()

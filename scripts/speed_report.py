@@ -99,7 +99,7 @@ def evaluator_overhead(root: Path, repeats: int) -> tuple[float, float, float]:
     scenario = bench.scenario(cell.scenario)
     model = ws.model(bench, scenario, None, 0).model
     segments = ws.segments(bench, scenario, 0)
-    images = segments[0].images
+    images = segments[0].model_view().images  # what the model sees: the centred window
 
     @torch.no_grad()
     def bare():
