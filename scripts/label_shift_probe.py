@@ -26,7 +26,7 @@ for sname in scen:
         m = create_method(spec, params)
         tr = ws.train_split(bench, sc, "source_train", 0)
         ctx = SourceContext(ws.train_split(bench, sc, "source_val", 0), tr.class_prior(), ws.device, 0, sm.model, source_train=tr, model_sha256=sm.sha256,
-            val_logits=ws.val_logits(bench, sc, 0, sm), target_priors=[(len(s), torch.tensor(s.meta.get("target_prior", s.class_prior().tolist()))) for s in segs])
+            val_logits_fn=lambda: ws.val_logits(bench, sc, 0, sm), target_priors=[(len(s), torch.tensor(s.meta.get("target_prior", s.class_prior().tolist()))) for s in segs])
         model = sm.model if m.logit_only else copy.deepcopy(sm.model)
         t = time.time()
         torch.manual_seed(0)

@@ -75,7 +75,7 @@ def execute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
             source_prior=source_train.class_prior(),
             device=workspace.device, seed=cell.seed, model=source_model.model,
             source_train=source_train, model_sha256=source_model.sha256,
-            val_logits=workspace.val_logits(bench, scenario, cell.seed, source_model) if method.logit_only else None,
+            val_logits_fn=lambda: workspace.val_logits(bench, scenario, cell.seed, source_model),
             target_priors=[(len(s), true_prior(s)) for s in segments] if method.oracle else None,
         )
         method.setup(model, context)

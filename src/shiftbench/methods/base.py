@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -45,7 +45,7 @@ class SourceContext:
     batch_size: int = 256
     source_train: ImageSet | None = field(default=None, repr=False)
     model_sha256: str = ""
-    val_logits: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    val_logits_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
     target_priors: list[tuple[int, torch.Tensor]] | None = field(default=None, repr=False)
 
     @property
@@ -54,16 +54,16 @@ class SourceContext:
 
     @cached_property
     def val_logits_and_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits of the unadapted source model on the held-out source split (computed once, on CPU)."""
-        if self.val_logits is not None:
-            return self.val_logits
-        view = self.source_val.model_view()
-        self.model.eval()
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(view), self.batch_size):
-                out.append(self.model(view.images[i : i + self.batch_size].to(self.device).float().div_(255)).cpu())
-        return torch.cat(out), view.labels.clone()
+        """Logits and labels of the unadapted source model on the held-out source split, on CPU.
+
+        The runner passes `val_logits_fn`, the workspace's memo shared by every cell on one model;
+        without it they are computed here, once per context.
+        """
+        if self.val_logits_fn is not None:
+            return self.val_logits_fn()
+        from ..evaluate.evaluator import source_logits
+
+        return source_logits(self.model, self.source_val, self.batch_size, self.device), self.source_val.labels.clone()
 
 
 class Method:

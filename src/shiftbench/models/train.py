@@ -100,14 +100,11 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def evaluate_accuracy(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256) -> float:
-    view = data.model_view()
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(view), batch_size):
-            x = view.images[i : i + batch_size].to(device).float().div_(255)
-            correct += (model(x).argmax(1).cpu() == view.labels[i : i + batch_size]).sum().item()
-    return correct / max(1, len(view))
+    from ..evaluate.evaluator import source_logits
+
+    if len(data) == 0:
+        return 0.0
+    return (source_logits(model, data, batch_size, device).argmax(1) == data.labels).double().mean().item()
 
 
 def progress_bar(total: int, desc: str, enabled: bool):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...imageset import ImageSet
+from ...imageset import ImageSet, centre_crop
 from . import register_recipe
 
 
@@ -29,10 +29,7 @@ def training_view(train: ImageSet, idx: torch.Tensor, g: torch.Generator, augmen
     window = train.window or train.image_size
     if augment and window < train.image_size:
         imgs = random_crops(imgs, window, g)
-    elif window < train.image_size:
-        off = (train.image_size - window) // 2
-        imgs = imgs[:, :, off : off + window, off : off + window]
-    return imgs.float().div_(255)
+    return centre_crop(imgs, window).float().div_(255)
 
 
 def fit_sgd(model: nn.Module, train: ImageSet, loss_of_batch: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
