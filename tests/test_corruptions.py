@@ -73,15 +73,6 @@ DETERMINISTIC = {"brightness", "contrast", "defocus_blur", "gaussian_blur", "jpe
                  "saturate", "zoom_blur"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are small: one thread is faster than two fighting over a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits() -> ImageSet:
     test = load_dataset("digits").test

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import submission
 from scaleout_support import SCENARIOS, counts_line, fault_project, record_stats, start_run, store_records
@@ -24,15 +23,6 @@ GRID = {
     "bn.yaml": submission("BN", "bn_adapt"),
 }
 CELLS = 2 * SCENARIOS
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """In-process runs use one thread, like the subprocesses (whose records they must equal bit for bit)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
