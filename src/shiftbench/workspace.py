@@ -85,10 +85,13 @@ class Workspace:
         return self._data_sha[bench.dataset]
 
     def train_split(self, bench: Benchmark, scenario: ScenarioSpec, split: str, seed: int) -> ImageSet:
+        """A source split as the scenario's source model sees it (through its train_shifts); built once."""
         data = self.dataset(bench).split(split)
         if not scenario.train_shifts:
             return data
-        return apply_shifts(data, scenario.train_shifts, seed_from(bench.name, "train_shifts", scenario.train_shifts, split, seed))
+        key = ("train", bench.name, _freeze(scenario.train_shifts), split, seed)
+        return self.scenario_data.remember(key, lambda: apply_shifts(
+            data, scenario.train_shifts, seed_from(bench.name, "train_shifts", scenario.train_shifts, split, seed)))
 
     def model(self, bench: Benchmark, scenario: ScenarioSpec, recipe: dict[str, Any] | None, seed: int) -> SourceModel:
         req = ModelRequest.of(bench, scenario, recipe, seed)
