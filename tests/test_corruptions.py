@@ -167,18 +167,26 @@ def test_single_channel_is_the_luma_of_the_grey_rgb_result(name):
     assert (fn(grey, seed=0, severity=5).images[:, 0].float() - luma).abs().max() <= 1
 
 
-def test_cpu_blocks_continue_one_random_stream():
+def test_cpu_blocks_draw_their_own_noise_and_thread_count_changes_nothing():
     from shiftbench.shifts.corruption import CPU_BLOCK_VALUES
 
     per_block = CPU_BLOCK_VALUES // (3 * 224 * 224)
-    same = big_images(1).images.expand(per_block + 1, -1, -1, -1).contiguous()
+    same = big_images(1).images.expand(2 * per_block + 1, -1, -1, -1).contiguous()
     data = ImageSet(same, torch.zeros(len(same), dtype=torch.int64), ("a",))
     c = CORRUPTIONS["gaussian_noise"]
-    out = c.apply_uint8(data.images, 5, seed=4)
-    assert len(c.blocks(data.images)) == 2
-    assert torch.equal(out, c.apply_uint8(data.images, 5, seed=4))
-    assert not torch.equal(out[0], out[per_block])  # the second block draws fresh noise
-    assert torch.equal(get_shift("gaussian_noise").fn(data, seed=4, severity=5).images, out)
+    assert len(c.blocks(data.images)) == 3
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = c.apply_uint8(data.images, 5, seed=4)
+        torch.set_num_threads(3)
+        parallel = c.apply_uint8(data.images, 5, seed=4)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(serial, parallel)
+    assert torch.get_num_threads() == threads
+    assert not torch.equal(serial[0], serial[per_block])  # the second block draws fresh noise
+    assert torch.equal(get_shift("gaussian_noise").fn(data, seed=4, severity=5).images, serial)
 
 
 def test_pixelate_equals_pillow_box_and_grows_at_224px(digits):
