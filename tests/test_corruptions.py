@@ -13,7 +13,7 @@ from shiftbench.cli import main
 from shiftbench.data import load_dataset
 from shiftbench.imageset import ImageSet
 from shiftbench.shifts import all_shifts, get_shift
-from shiftbench.shifts.corruption import CORRUPTIONS
+from shiftbench.shifts.corruption import CORRUPTIONS, to_uint8
 
 all_shifts()
 
@@ -187,6 +187,19 @@ def test_cpu_blocks_draw_their_own_noise_and_thread_count_changes_nothing():
     assert torch.get_num_threads() == threads
     assert not torch.equal(serial[0], serial[per_block])  # the second block draws fresh noise
     assert torch.equal(get_shift("gaussian_noise").fn(data, seed=4, severity=5).images, serial)
+
+
+@pytest.mark.parametrize("name", sorted(DETERMINISTIC))
+def test_8_bit_versions_compute_the_float_definition(name):
+    c = CORRUPTIONS[name]
+    if c.uint8_fn is None:
+        pytest.skip(f"{name} has no 8-bit version")
+    for data in (big_images(2), big_images(3, size=32)):
+        for severity in (1, 5):
+            fast = c.apply_uint8(data.images, severity, seed=0)
+            float_way = to_uint8(c.apply_float(data.images.float() / 255, severity, seed=0))
+            diff = (fast.int() - float_way.int()).abs()
+            assert diff.max() <= 1 and (diff == 0).float().mean() > 0.99, (name, severity)
 
 
 def test_pixelate_equals_pillow_box_and_grows_at_224px(digits):

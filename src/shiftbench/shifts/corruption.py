@@ -66,7 +66,9 @@ class Corruption:
         def step(block, p, g):
             if self.uint8_fn is not None:
                 return self.uint8_fn(block, p, g)
-            return to_uint8(self.fn(block.to(torch.float32).mul_(1 / 255), p, g))
+            y = self.fn(block.to(torch.float32).mul_(1 / 255), p, g)
+            # y is new, or a view of this block's float copy: scaling it in place is safe
+            return levels_to_uint8(y.mul_(255) if y.is_contiguous() else y.mul(255))
 
         return torch.cat(self._per_block(images, severity, seed, table, step))
 
@@ -135,5 +137,10 @@ def on_uint8(name: str):
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats (clipped) to 0..255, rounding half up."""
+    return levels_to_uint8(x.mul(255))
+
+
+def levels_to_uint8(y: torch.Tensor) -> torch.Tensor:
+    """Floats on the 0..255 scale (clipped) to 8 bits, rounding half up; overwrites y."""
     # through int32: torch's direct float -> uint8 conversion is not vectorised (4x slower)
-    return x.mul(255).add_(0.5).clamp_(0, 255).to(torch.int32).to(torch.uint8)
+    return y.add_(0.5).clamp_(0, 255).to(torch.int32).to(torch.uint8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .corruption import register_corruption, to_uint8
+from .corruption import on_uint8, register_corruption, to_uint8
 from .image_ops import LUMA, gaussian_filter, pil_box_resize
 
 
@@ -14,6 +14,14 @@ def contrast(x, c, g):
     """Scale each channel around its own mean by c."""
     mean = x.mean(dim=(2, 3), keepdim=True)
     return torch.add(mean * (1 - c), x, alpha=c)
+
+
+@on_uint8("contrast")
+def contrast_uint8(images, c, g):
+    y = images.to(torch.float32)
+    mean = y.mean(dim=(2, 3), keepdim=True)
+    # a mix of each value and its channel mean stays in [0, 255]: round by truncating value + 0.5
+    return y.mul_(c).add_(mean.mul_(1 - c).add_(0.5)).to(torch.int32).to(torch.uint8)
 
 
 def _pixel_grid(n: int, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
