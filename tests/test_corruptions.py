@@ -281,9 +281,13 @@ def test_defocus_kernel_and_fft_correlation_match_scipy():
     from shiftbench.shifts.image_ops import correlate2d
 
     x = torch.rand(2, 1, 30, 26, generator=torch.Generator().manual_seed(2))
-    for radius, alias in [(1, 0.2), (10, 0.5)]:  # 17 x 17 and 21 x 21 kernels (FFT path)
+    # on a 17 x 17 grid (21 x 21 for radius 10), zero rings dropped: 5 x 5 is a direct
+    # correlation, 15 x 15 and 21 x 21 go through the FFT
+    for radius, alias, side in [(1, 0.2, 5), (6, 0.5, 15), (10, 0.5, 21)]:
         k = disk_kernel(radius, alias)
-        assert k.shape == ((17, 17) if radius <= 8 else (21, 21))  # not renormalised after blur, as cv2
+        assert k.shape == (side, side)
+        if radius <= 8:  # the disk and its blur stay inside the grid: nothing dropped but zeros
+            assert abs(k.sum().item() - 1) < 1e-6
         ref = ndimage.correlate(x[:, 0].numpy(), k.numpy()[None], mode="mirror")
         np.testing.assert_allclose(correlate2d(x, k)[:, 0].numpy(), ref, atol=1e-5)
 

@@ -88,9 +88,22 @@ def correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> 
         return F.conv2d(y, kernel.to(x).view(1, 1, kh, kw)).view_as(x)
     # large kernels: circular cross-correlation by FFT on the padded image; the first h x w
     # outputs never wrap around, so they equal the direct correlation
-    ph, pw = y.shape[-2:]
-    spec = torch.fft.rfft2(y, s=(ph, pw)) * torch.fft.rfft2(kernel.to(x), s=(ph, pw)).conj()
-    return torch.fft.irfft2(spec, s=(ph, pw))[..., :h, :w].reshape(x.shape)
+    # (zero-padding further, to a length FFTs like, keeps that true)
+    size = (fft_friendly(y.shape[-2]), fft_friendly(y.shape[-1]))
+    spec = torch.fft.rfft2(y, s=size) * torch.fft.rfft2(kernel.to(x), s=size).conj()
+    return torch.fft.irfft2(spec, s=size)[..., :h, :w].reshape(x.shape)
+
+
+def fft_friendly(n: int) -> int:
+    """The smallest length >= n with no prime factor above 5."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
 
 
 def box3(x: torch.Tensor) -> torch.Tensor:
