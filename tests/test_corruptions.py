@@ -275,6 +275,24 @@ def test_filters_match_scipy():
                                    zoomed[trim : trim + 20, trim : trim + 20], atol=1e-5)
 
 
+def test_clipped_zoom_equals_zooming_the_whole_crop():
+    import math
+
+    from shiftbench.shifts.image_ops import clipped_zoom
+
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    for size in (32, 37, 224):
+        img = x[..., :size, : size - 3]
+        h, w = img.shape[-2:]
+        for z in (1.01, 1.06, 1.16, 1.26, 1.75, 4.0):
+            ch, cw = math.ceil(h / z), math.ceil(w / z)
+            crop = img[..., (h - ch) // 2 :, (w - cw) // 2 :][..., :ch, :cw]
+            zh, zw = max(h, round(ch * z)), max(w, round(cw * z))
+            up = torch.nn.functional.interpolate(crop, size=(zh, zw), mode="bilinear", align_corners=True)
+            ref = up[..., (zh - h) // 2 :, (zw - w) // 2 :][..., :h, :w]
+            assert torch.allclose(clipped_zoom(img, z), ref, atol=5e-5), (size, z)  # torch: float32 coordinates
+
+
 def test_defocus_kernel_and_fft_correlation_match_scipy():
     ndimage = pytest.importorskip("scipy.ndimage")
     from shiftbench.shifts.corruptions_blur import disk_kernel
