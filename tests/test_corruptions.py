@@ -324,3 +324,18 @@ def test_cli_lists_and_previews(project, capsys):
     assert height > width  # 19 corruption rows, 6 columns
     assert main(["shifts", "preview", "--benchmark", "tiny", "--out", "grid.txt"]) == 2
     assert "--out" in capsys.readouterr().err and not (project / "grid.txt").exists()
+
+
+def test_banded_gaussian_equals_dense_matrix_and_scipy_on_large_images():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    from shiftbench.shifts.image_ops import gaussian_band, gaussian_filter, gaussian_matrix
+
+    x = torch.rand(2, 2, 224, 230, generator=torch.Generator().manual_seed(3))
+    for sigma, mode, truncate in [(1.0, "mirror", 4.0), (3.0, "nearest", 4.0), (6.0, "nearest", 4.0),
+                                  (2.24, "reflect", 3.0)]:
+        assert 224 >= 2 * gaussian_band(sigma, truncate).shape[0]  # the banded path runs on both axes
+        dense = gaussian_matrix(224, sigma, mode, truncate) @ (x @ gaussian_matrix(230, sigma, mode, truncate).T)
+        ours = gaussian_filter(x, sigma, mode, truncate)
+        assert (ours - dense).abs().max() < 1e-6
+        ref = ndimage.gaussian_filter(x.numpy(), (0, 0, sigma, sigma), mode=mode, truncate=truncate)
+        np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5)
