@@ -339,3 +339,18 @@ def test_banded_gaussian_equals_dense_matrix_and_scipy_on_large_images():
         assert (ours - dense).abs().max() < 1e-6
         ref = ndimage.gaussian_filter(x.numpy(), (0, 0, sigma, sigma), mode=mode, truncate=truncate)
         np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5)
+
+
+def test_spatter_distance_and_3x3_filters_equal_their_plain_forms():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    from shiftbench.shifts.corruptions_weather import EMBOSS, _distance_to, _distance_to_reference
+    from shiftbench.shifts.image_ops import box3, correlate2d, correlate3x3
+
+    g = torch.Generator().manual_seed(5)
+    for size, density in [(32, 0.05), (61, 0.002), (40, 0.0), (9, 1.0)]:
+        edges = torch.rand(3, 1, size, size + 3, generator=g) < density
+        assert torch.equal(_distance_to(edges, 20.0), _distance_to_reference(edges, 20.0))
+    x = torch.randint(0, 256, (2, 1, 30, 27), generator=g).float()
+    assert torch.equal(correlate3x3(x, EMBOSS), correlate2d(x, torch.tensor(EMBOSS)))  # exact on integers
+    ref = ndimage.uniform_filter(x.numpy() / 7, (1, 1, 3, 3), mode="mirror")
+    np.testing.assert_allclose(box3(x / 7).numpy(), ref, atol=1e-5)
