@@ -4,6 +4,7 @@ libraries the original CIFAR-10-C / ImageNet-C generators used."""
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -354,3 +355,45 @@ def test_spatter_distance_and_3x3_filters_equal_their_plain_forms():
     assert torch.equal(correlate3x3(x, EMBOSS), correlate2d(x, torch.tensor(EMBOSS)))  # exact on integers
     ref = ndimage.uniform_filter(x.numpy() / 7, (1, 1, 3, 3), mode="mirror")
     np.testing.assert_allclose(box3(x / 7).numpy(), ref, atol=1e-5)
+
+
+def test_motion_blur_paths_equal_clamped_gathers():
+    from shiftbench.shifts import image_ops
+
+    def clamped(x, radius, sigma, angle):  # the plain form: one clamped-coordinate gather per tap
+        n, c, h, w = x.shape
+        i = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.float64)
+        k = torch.exp(-(i**2) / (2 * sigma**2))
+        k = (k / k.sum()).float()
+        theta = torch.deg2rad(angle.double())[:, None]
+        ox, oy = torch.ceil(i * torch.cos(theta) - 0.5).long(), torch.ceil(i * torch.sin(theta) - 0.5).long()
+        out = torch.zeros(n, c, h * w)
+        for j in range(len(i)):
+            r = (torch.arange(h)[None, :, None] + oy[:, j, None, None]).clamp(0, h - 1)
+            q = (torch.arange(w)[None, None, :] + ox[:, j, None, None]).clamp(0, w - 1)
+            idx = (r * w + q).reshape(n, 1, h * w).expand(n, c, h * w)
+            out.add_(x.reshape(n, c, h * w).gather(2, idx), alpha=float(k[j]))
+        return out.view_as(x)
+
+    g = torch.Generator().manual_seed(6)
+    for shape, radius, sigma in [((6, 3, 32, 29), 6, 2.0), ((2, 1, 70, 66), 15, 8.0), ((3, 3, 12, 12), 20, 15.0)]:
+        x = torch.rand(shape, generator=g)
+        angle = torch.rand(shape[0], generator=g) * 360 - 180
+        ours = image_ops.motion_blur(x, radius, sigma, angle)
+        assert torch.equal(ours, clamped(x, radius, sigma, angle))
+        # both the gathered (small images) and the per-image sliced (large images) sums
+        assert torch.equal(image_ops._shifted_sum_per_image(*_motion_args(x, radius, sigma, angle)), ours)
+        assert torch.equal(image_ops._shifted_sum_gathered(*_motion_args(x, radius, sigma, angle)), ours)
+
+
+def _motion_args(x, radius, sigma, angle):
+    from shiftbench.shifts.image_ops import pad_axis
+
+    width = 2 * math.ceil(radius) + 1
+    i = torch.arange(width, dtype=torch.float64)
+    k = torch.exp(-(i**2) / (2 * sigma**2))
+    theta = torch.deg2rad(angle.double())[:, None]
+    ox, oy = torch.ceil(i * torch.cos(theta) - 0.5).long(), torch.ceil(i * torch.sin(theta) - 0.5).long()
+    pad = width - 1
+    padded = pad_axis(pad_axis(x, -2, pad, pad, "nearest"), -1, pad, pad, "nearest")
+    return padded, (k / k.sum()).float().tolist(), oy + pad, ox + pad, x.shape[-2], x.shape[-1]

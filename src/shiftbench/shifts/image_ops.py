@@ -194,16 +194,39 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle_deg: torch.T
     theta = torch.deg2rad(angle_deg.double())[:, None]
     ox = torch.ceil(i * torch.cos(theta) - 0.5).long()  # (n, width)
     oy = torch.ceil(i * torch.sin(theta) - 0.5).long()
-    rows = torch.arange(h, device=x.device)
-    cols = torch.arange(w, device=x.device)
-    flat = x.reshape(n, c, h * w)
-    out = torch.zeros_like(flat)
-    for j in range(width):
-        r = (rows[None, :, None] + oy[:, j, None, None]).clamp_(0, h - 1)
-        q = (cols[None, None, :] + ox[:, j, None, None]).clamp_(0, w - 1)
-        idx = (r * w + q).reshape(n, 1, h * w).expand(n, c, h * w)
-        out.add_(flat.gather(2, idx), alpha=float(k[j]))
-    return out.view_as(x)
+    # |offset| <= width - 1: reading a replicate-padded copy equals clamping the coordinates
+    pad = width - 1
+    padded = pad_axis(pad_axis(x, -2, pad, pad, "nearest"), -1, pad, pad, "nearest")
+    taps = k.tolist()
+    if h * w >= PER_IMAGE_SLICES_PIXELS:
+        return _shifted_sum_per_image(padded, taps, oy + pad, ox + pad, h, w)
+    return _shifted_sum_gathered(padded, taps, oy + pad, ox + pad, h, w)
+
+
+PER_IMAGE_SLICES_PIXELS = 64 * 64  # large images come few to a CPU block: a Python loop over them is cheap
+
+
+def _shifted_sum_per_image(padded, taps, top, left, h, w):
+    """sum_j taps[j] * padded[i, :, top[i, j] :+ h, left[i, j] :+ w] for every image i, one view each."""
+    out = torch.zeros(padded.shape[0], padded.shape[1], h, w, dtype=padded.dtype, device=padded.device)
+    top, left = top.tolist(), left.tolist()
+    for i in range(len(out)):
+        for j, k in enumerate(taps):
+            out[i].add_(padded[i, :, top[i][j] : top[i][j] + h, left[i][j] : left[i][j] + w], alpha=k)
+    return out
+
+
+def _shifted_sum_gathered(padded, taps, top, left, h, w):
+    """The same sum as _shifted_sum_per_image, one gather per tap over the flattened padded images."""
+    n, c, ph, pw = padded.shape
+    flat = padded.reshape(n, c, ph * pw)
+    corner = (torch.arange(h, device=padded.device)[:, None] * pw + torch.arange(w, device=padded.device)).view(1, -1)
+    start = top * pw + left  # (n, taps)
+    out = torch.zeros(n, c, h * w, dtype=padded.dtype, device=padded.device)
+    for j, k in enumerate(taps):
+        idx = (corner + start[:, j, None]).view(n, 1, h * w).expand(n, c, h * w)
+        out.add_(flat.gather(2, idx), alpha=k)
+    return out.view(n, c, h, w)
 
 
 def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.Generator | None, device,
