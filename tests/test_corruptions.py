@@ -397,3 +397,15 @@ def _motion_args(x, radius, sigma, angle):
     pad = width - 1
     padded = pad_axis(pad_axis(x, -2, pad, pad, "nearest"), -1, pad, pad, "nearest")
     return padded, (k / k.sum()).float().tolist(), oy + pad, ox + pad, x.shape[-2], x.shape[-1]
+
+
+def test_gaussian_blur_on_8_bit_values_is_within_a_level_of_the_float_version():
+    from shiftbench.shifts.corruption import to_uint8
+
+    c = CORRUPTIONS["gaussian_blur"]
+    for size in (32, 224):
+        images = big_images(2, size=size).images
+        for sigma in (0.4, 1.0, 3.0, 6.0):
+            ours = c.uint8_fn(images, sigma, None).int()
+            ref = to_uint8(c.fn(images.float() / 255, sigma, None)).int()
+            assert (ours - ref).abs().max() <= 1
