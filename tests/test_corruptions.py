@@ -4,6 +4,7 @@ libraries the original CIFAR-10-C / ImageNet-C generators used."""
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -359,3 +360,87 @@ def test_cli_lists_and_previews(project, capsys):
     assert height > width  # 19 corruption rows, 6 columns
     assert main(["shifts", "preview", "--benchmark", "tiny", "--out", "grid.txt"]) == 2
     assert "--out" in capsys.readouterr().err and not (project / "grid.txt").exists()
+
+
+def test_banded_gaussian_equals_dense_matrix_and_scipy_on_large_images():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    from shiftbench.shifts.image_ops import gaussian_band, gaussian_filter, gaussian_matrix
+
+    x = torch.rand(2, 2, 224, 230, generator=torch.Generator().manual_seed(3))
+    for sigma, mode, truncate in [(1.0, "mirror", 4.0), (3.0, "nearest", 4.0), (6.0, "nearest", 4.0),
+                                  (2.24, "reflect", 3.0)]:
+        assert 224 >= 2 * gaussian_band(sigma, truncate).shape[0]  # the banded path runs on both axes
+        dense = gaussian_matrix(224, sigma, mode, truncate) @ (x @ gaussian_matrix(230, sigma, mode, truncate).T)
+        ours = gaussian_filter(x, sigma, mode, truncate)
+        assert (ours - dense).abs().max() < 1e-6
+        ref = ndimage.gaussian_filter(x.numpy(), (0, 0, sigma, sigma), mode=mode, truncate=truncate)
+        np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5)
+
+
+def test_spatter_distance_and_3x3_filters_equal_their_plain_forms():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    from shiftbench.shifts.corruptions_weather import EMBOSS, _distance_to, _distance_to_reference
+    from shiftbench.shifts.image_ops import box3, correlate2d, correlate3x3
+
+    g = torch.Generator().manual_seed(5)
+    for size, density in [(32, 0.05), (61, 0.002), (40, 0.0), (9, 1.0)]:
+        edges = torch.rand(3, 1, size, size + 3, generator=g) < density
+        assert torch.equal(_distance_to(edges, 20.0), _distance_to_reference(edges, 20.0))
+    x = torch.randint(0, 256, (2, 1, 30, 27), generator=g).float()
+    assert torch.equal(correlate3x3(x, EMBOSS), correlate2d(x, torch.tensor(EMBOSS)))  # exact on integers
+    ref = ndimage.uniform_filter(x.numpy() / 7, (1, 1, 3, 3), mode="mirror")
+    np.testing.assert_allclose(box3(x / 7).numpy(), ref, atol=1e-5)
+
+
+def test_motion_blur_paths_equal_clamped_gathers():
+    from shiftbench.shifts import image_ops
+
+    def clamped(x, radius, sigma, angle):  # the plain form: one clamped-coordinate gather per tap
+        n, c, h, w = x.shape
+        i = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.float64)
+        k = torch.exp(-(i**2) / (2 * sigma**2))
+        k = (k / k.sum()).float()
+        theta = torch.deg2rad(angle.double())[:, None]
+        ox, oy = torch.ceil(i * torch.cos(theta) - 0.5).long(), torch.ceil(i * torch.sin(theta) - 0.5).long()
+        out = torch.zeros(n, c, h * w)
+        for j in range(len(i)):
+            r = (torch.arange(h)[None, :, None] + oy[:, j, None, None]).clamp(0, h - 1)
+            q = (torch.arange(w)[None, None, :] + ox[:, j, None, None]).clamp(0, w - 1)
+            idx = (r * w + q).reshape(n, 1, h * w).expand(n, c, h * w)
+            out.add_(x.reshape(n, c, h * w).gather(2, idx), alpha=float(k[j]))
+        return out.view_as(x)
+
+    g = torch.Generator().manual_seed(6)
+    for shape, radius, sigma in [((6, 3, 32, 29), 6, 2.0), ((2, 1, 70, 66), 15, 8.0), ((3, 3, 12, 12), 20, 15.0)]:
+        x = torch.rand(shape, generator=g)
+        angle = torch.rand(shape[0], generator=g) * 360 - 180
+        ours = image_ops.motion_blur(x, radius, sigma, angle)
+        assert torch.equal(ours, clamped(x, radius, sigma, angle))
+        # both the gathered (small images) and the per-image sliced (large images) sums
+        assert torch.equal(image_ops._shifted_sum_per_image(*_motion_args(x, radius, sigma, angle)), ours)
+        assert torch.equal(image_ops._shifted_sum_gathered(*_motion_args(x, radius, sigma, angle)), ours)
+
+
+def _motion_args(x, radius, sigma, angle):
+    from shiftbench.shifts.image_ops import pad_axis
+
+    width = 2 * math.ceil(radius) + 1
+    i = torch.arange(width, dtype=torch.float64)
+    k = torch.exp(-(i**2) / (2 * sigma**2))
+    theta = torch.deg2rad(angle.double())[:, None]
+    ox, oy = torch.ceil(i * torch.cos(theta) - 0.5).long(), torch.ceil(i * torch.sin(theta) - 0.5).long()
+    pad = width - 1
+    padded = pad_axis(pad_axis(x, -2, pad, pad, "nearest"), -1, pad, pad, "nearest")
+    return padded, (k / k.sum()).float().tolist(), oy + pad, ox + pad, x.shape[-2], x.shape[-1]
+
+
+def test_gaussian_blur_on_8_bit_values_is_within_a_level_of_the_float_version():
+    from shiftbench.shifts.corruption import to_uint8
+
+    c = CORRUPTIONS["gaussian_blur"]
+    for size in (32, 224):
+        images = big_images(2, size=size).images
+        for sigma in (0.4, 1.0, 3.0, 6.0):
+            ours = c.uint8_fn(images, sigma, None).int()
+            ref = to_uint8(c.fn(images.float() / 255, sigma, None)).int()
+            assert (ours - ref).abs().max() <= 1

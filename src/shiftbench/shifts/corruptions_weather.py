@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import register_corruption
-from .image_ops import (box3, clipped_zoom, colour, correlate2d, gaussian_filter, grey, motion_blur,
+from .image_ops import (box3, clipped_zoom, colour, correlate3x3, gaussian_filter, grey, motion_blur,
                         next_power_of_two, plasma_fractal)
 
 
@@ -116,7 +116,31 @@ def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
 
 
 def _distance_to(edges: torch.Tensor, cap: float) -> torch.Tensor:
-    """Chamfer (1, sqrt 2) distance to the nearest edge pixel, capped (cv2.distanceTransform + THRESH_TRUNC)."""
+    """Chamfer (1, sqrt 2) distance to the nearest edge pixel, capped (cv2.distanceTransform + THRESH_TRUNC).
+
+    Relaxes d = min(d, axial neighbours + 1, diagonal neighbours + sqrt 2) until nothing changes
+    (at most ceil(cap) + 1 rounds: longer paths are over the cap). The 3x3 minimums are taken
+    separably (the diagonal minimum is the vertical minimum of the horizontal one), in place
+    in a padded buffer.
+    """
+    big = 1e6
+    padded = torch.full((*edges.shape[:-2], edges.shape[-2] + 2, edges.shape[-1] + 2), big, device=edges.device)
+    d = padded[..., 1:-1, 1:-1]
+    d.masked_fill_(edges, 0.0)
+    for _ in range(int(math.ceil(cap)) + 1):
+        across = torch.minimum(padded[..., :, :-2], padded[..., :, 2:])  # left / right, every row
+        diagonal = torch.minimum(across[..., :-2, :], across[..., 2:, :]).add_(math.sqrt(2))
+        axial = torch.minimum(padded[..., :-2, 1:-1], padded[..., 2:, 1:-1])
+        axial = torch.minimum(axial, across[..., 1:-1, :], out=axial).add_(1)
+        step = torch.minimum(axial, diagonal, out=axial)
+        if float(step.sub(d).amin()) >= 0:  # (a bool compare and any() costs 5x more)
+            break
+        torch.minimum(d, step, out=d)
+    return d.clamp(max=cap)
+
+
+def _distance_to_reference(edges: torch.Tensor, cap: float) -> torch.Tensor:
+    """The plain form of _distance_to: ceil(cap) + 1 full rounds of 8 shifted minimums (for tests)."""
     big = 1e6
     d = torch.where(edges, 0.0, big).float()
     for _ in range(int(math.ceil(cap)) + 1):
@@ -143,7 +167,7 @@ def _equalize_hist(v: torch.Tensor) -> torch.Tensor:
     return lut.gather(1, flat).view_as(v)
 
 
-EMBOSS = torch.tensor([[-2.0, -1, 0], [-1, 1, 1], [0, 1, 2]])
+EMBOSS = ((-2.0, -1.0, 0.0), (-1.0, 1.0, 1.0), (0.0, 1.0, 2.0))
 
 
 @register_corruption(
@@ -175,7 +199,7 @@ def spatter(x, p, g):
     level = torch.floor(liquid.clamp(0, 1) * 255)
     dist = _distance_to(_inner_boundary(level > 0), 20.0)
     dist = _equalize_hist(torch.floor(box3(dist)))
-    dist = box3(correlate2d(dist, EMBOSS, "mirror").round().clamp(0, 255))
+    dist = box3(correlate3x3(dist, EMBOSS, "mirror").round().clamp(0, 255))
     m = liquid * dist
     m = m / m.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12) * intensity
     return x + m * colour((175 / 255, 238 / 255, 238 / 255), c, x.device)
