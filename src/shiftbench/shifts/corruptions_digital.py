@@ -111,3 +111,20 @@ def saturate(x, p, g):
     red = torch.tensor([1.0, 0.0, 0.0], device=x.device).view(1, 3, 1, 1) if x.shape[1] == 3 else None
     grey = v * (1 - s_new * (1 - red)) if red is not None else v * (1 - s_new * (1 - LUMA[0]))
     return torch.where(s > 0, coloured, grey)
+
+
+@on_uint8("saturate")
+def saturate_uint8(images, p, g):
+    """saturate on 0..255 values, without a per-value select: every channel is
+    V - (V - channel) * S'/S, which leaves grey pixels at V, and grey pixels then lose
+    V * S' (S' = the clipped shift) in the channels other than red."""
+    scale, shift = p
+    v = images.amax(1, keepdim=True).to(torch.float32)
+    low = images.amin(1, keepdim=True).to(torch.float32)
+    s = (v - low).div_(v.clamp_min(1))
+    ratio = (s * scale + shift).clamp_(0, 1).div_(s.clamp_min(1e-12))
+    grey_loss = v.masked_fill(s > 0, 0).mul_(min(max(shift, 0.0), 1.0))
+    not_red = torch.tensor([0.0, 1.0, 1.0] if images.shape[1] == 3 else [1 - LUMA[0]], device=images.device)
+    y = torch.sub(v, images.to(torch.float32)).mul_(ratio).neg_().add_(v)
+    y.sub_(grey_loss * not_red.view(1, -1, 1, 1))
+    return y.add_(0.5).clamp_(0, 255).to(torch.int32).to(torch.uint8)

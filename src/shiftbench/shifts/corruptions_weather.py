@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .corruption import register_corruption
+from .corruption import on_uint8, register_corruption
 from .image_ops import (box3, clipped_zoom, colour, correlate3x3, gaussian_filter, grey, motion_blur,
                         next_power_of_two, plasma_fractal)
 
@@ -105,6 +105,16 @@ def brightness(x, c, g):
     v = x.amax(1, keepdim=True)
     v_new = (v + c).clamp(0, 1)
     return torch.where(v > 0, x * (v_new / v.clamp_min(1e-12)), v_new.expand_as(x))
+
+
+@on_uint8("brightness")
+def brightness_uint8(images, c, g):
+    v = images.amax(1, keepdim=True).to(torch.float32)
+    v_new = v.add(255 * c).clamp_(0, 255)
+    black = v_new.masked_fill(v > 0, 0)  # pixels with V = 0 become grey V' in every channel
+    scale = v_new.div_(v.clamp_min_(1))
+    y = images.to(torch.float32).mul_(scale).add_(black)
+    return y.add_(0.5).to(torch.int32).to(torch.uint8)  # within [0, 255] already
 
 
 def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
