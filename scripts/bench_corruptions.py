@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from shiftbench.allocator import keep_freed_memory
 from shiftbench.imageset import ImageSet
 from shiftbench.shifts import all_shifts, get_shift
 from shiftbench.shifts.corruption import CORRUPTIONS
@@ -316,13 +317,17 @@ def main() -> None:
                     help="torch threads for ours (default 1; the references are single-threaded per-image loops). "
                          "With N > 1 ours corrupts N blocks of the batch at once")
     ap.add_argument("--only", nargs="*", default=None, help="corruption names to time")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc's malloc as it is (by default the script keeps freed memory, as the CLI does)")
     args = ap.parse_args()
+    kept = False if args.system_malloc else keep_freed_memory()
     torch.set_num_threads(args.threads)
     all_shifts()
     batches = [colour_digits(64 if args.quick else 512, 32), colour_digits(8 if args.quick else 64, 224)]
     severities = range(1, 6) if args.all_severities else [3]
     names = args.only or sorted(CORRUPTIONS)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; references are per-image NumPy/SciPy/Pillow")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, freed memory "
+          f"{'kept' if kept else 'returned to the OS'}; references are per-image NumPy/SciPy/Pillow")
     print(f"{'corruption':18s} {'px':>4s} {'sev':>3s} {'ours img/s':>11s} {'ref img/s':>10s} {'ratio':>7s}")
     ratios = []
     for name in names:

@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SHIFTBENCH_DATA"] = str(args.data_dir)
     try:
         from . import commands
+        from .allocator import keep_freed_memory
 
+        keep_freed_memory()
         return getattr(commands, f"cmd_{args.command}")(args)
     except UserError as e:
         print(f"shiftbench: error: {e}", file=sys.stderr)

@@ -187,8 +187,10 @@ _checked_checkpoints: set[tuple[str, str]] = set()
 
 def _run_cells(cells: list[Cell], project: str, device: str, threads: int,
                checkpoint: tuple[str, str, Any]) -> list[dict[str, Any]]:
+    from ..allocator import keep_freed_memory
     from ..provenance import resolve_device
 
+    keep_freed_memory()
     torch.set_num_threads(threads)
     _enter_project(project)
     _install_checkpoint(*checkpoint)

@@ -123,7 +123,8 @@ def saturate_uint8(images, p, g):
     low = images.amin(1, keepdim=True).to(torch.float32)
     s = (v - low).div_(v.clamp_min(1))
     ratio = (s * scale + shift).clamp_(0, 1).div_(s.clamp_min(1e-12))
-    grey_loss = v.masked_fill(s > 0, 0).mul_(min(max(shift, 0.0), 1.0))
+    is_grey = (v - low).clamp_max_(1).neg_().add_(1)  # whole numbers: 1 where V = min, else 0
+    grey_loss = is_grey.mul_(v).mul_(min(max(shift, 0.0), 1.0))
     not_red = torch.tensor([0.0, 1.0, 1.0] if images.shape[1] == 3 else [1 - LUMA[0]], device=images.device)
     y = torch.sub(v, images.to(torch.float32)).mul_(ratio).neg_().add_(v)
     y.sub_(grey_loss * not_red.view(1, -1, 1, 1))

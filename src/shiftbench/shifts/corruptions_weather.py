@@ -111,7 +111,9 @@ def brightness(x, c, g):
 def brightness_uint8(images, c, g):
     v = images.amax(1, keepdim=True).to(torch.float32)
     v_new = v.add(255 * c).clamp_(0, 255)
-    black = v_new.masked_fill(v > 0, 0)  # pixels with V = 0 become grey V' in every channel
+    # pixels with V = 0 become grey V' in every channel; V is a whole number, so 1 - min(V, 1)
+    # marks them (arithmetic: masked_fill and compares are not vectorised)
+    black = v.clamp_max(1).neg_().add_(1).mul_(v_new)
     scale = v_new.div_(v.clamp_min_(1))
     y = images.to(torch.float32).mul_(scale).add_(black)
     return y.add_(0.5).to(torch.int32).to(torch.uint8)  # within [0, 255] already
