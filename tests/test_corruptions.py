@@ -212,6 +212,22 @@ def test_pixelate_equals_pillow_box_and_grows_at_224px(digits):
             assert changes == sorted(changes)
 
 
+def test_pixelate_uint8_equals_float_version():
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_digital import pixelate, pixelate_uint8
+    from shiftbench.shifts.image_ops import pil_box_resize, pil_box_resize_uint8
+
+    g = torch.Generator().manual_seed(3)
+    for h, w in [(32, 32), (224, 224), (17, 40), (5, 3)]:
+        images = torch.randint(0, 256, (3, 3, h, w), dtype=torch.uint8, generator=g)
+        images[0] = 255  # all-white sums reach the largest window totals
+        for factor in (0.95, 0.85, 0.65, 0.4, 0.25, 0.1):
+            expected = to_uint8(pixelate(images.float() / 255, factor, None))
+            assert torch.equal(pixelate_uint8(images, factor, None), expected), (h, w, factor)
+        for size in [(h, max(1, w // 17)), (max(1, h // 3), w * 2)]:  # long windows (fallback), mixed passes
+            assert torch.equal(pil_box_resize_uint8(images, size), pil_box_resize(images.float(), size).to(torch.uint8))
+
+
 def test_jpeg_equals_pillow(digits):
     from PIL import Image
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .corruption import register_corruption, to_uint8
-from .image_ops import LUMA, gaussian_filter, pil_box_resize
+from .corruption import on_uint8, register_corruption, to_uint8
+from .image_ops import LUMA, gaussian_filter, pil_box_resize, pil_box_resize_uint8
 
 
 @register_corruption("contrast", cifar=(0.75, 0.5, 0.4, 0.3, 0.15), imagenet=(0.4, 0.3, 0.2, 0.1, 0.05))
@@ -70,6 +70,13 @@ def pixelate(x, factor, g):
     h, w = x.shape[-2:]
     y = pil_box_resize(torch.round(x * 255), (max(1, int(h * factor)), max(1, int(w * factor))))
     return pil_box_resize(y, (h, w)) / 255
+
+
+@on_uint8("pixelate")
+def pixelate_uint8(images, factor, g):
+    h, w = images.shape[-2:]
+    small = pil_box_resize_uint8(images, (max(1, int(h * factor)), max(1, int(w * factor))))
+    return pil_box_resize_uint8(small, (h, w))
 
 
 @register_corruption("jpeg_compression", cifar=(80, 65, 58, 50, 40), imagenet=(25, 18, 15, 10, 7))

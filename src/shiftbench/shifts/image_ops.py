@@ -252,6 +252,73 @@ def pil_box_resize(x255: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y
 
 
+def _round_divide(sums: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """floor(sums / count + 1/2) as uint8 (count broadcast along the axis), exact on integers:
+    floor((s + count // 2) / count) as a multiply and a 16-bit shift (exact while count < 16)."""
+    half = (count // 2).to(torch.int32)
+    magic = (-(-(1 << 16) // count)).to(torch.int32)  # ceil(2^16 / count)
+    return sums.to(torch.int32).add_(half).mul_(magic).bitwise_right_shift_(16).to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _box_window_index(h: int, w: int, size: int, dim: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Where each output of a BOX pass finds its window sum in _box_axis_uint8's table, the
+    window lengths, and how many lengths the table holds."""
+    lo, hi = box_runs(w if dim == -1 else h, size)
+    count = hi - lo
+    longest = int(count.max())
+    if dim == -1:  # flat position (window length - 1, row, first column)
+        index = ((count - 1) * (h * w) + lo + torch.arange(h)[:, None] * w).flatten()
+    else:  # row of the table viewed as (lengths * h, w)
+        index = (count - 1) * h + lo
+    return index, count, longest
+
+
+def _box_axis_uint8(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """One Pillow BOX pass along dim (-1 or -2) on uint8 images, rounded as Pillow does.
+
+    Pillow's runs partition the axis, so each output is the mean of a window of `count`
+    consecutive pixels. Per plane, the table holds the sums of all windows of each length
+    starting at every pixel, computed on the flattened plane (windows that run past the end
+    of a row are never picked), and one select picks each output's window sum.
+    """
+    *lead, h, w = x.shape
+    index, count, longest = _box_window_index(h, w, size, dim)
+    index, count = index.to(x.device), count.to(x.device)
+    planes = x.reshape(-1, h * w)
+    if longest == 1:  # upscaling picks one source pixel per output
+        table = planes
+    else:
+        table = planes.new_empty((planes.shape[0], longest, h * w), dtype=torch.int16)  # tails never picked
+        table[:, 0].copy_(planes)
+        step = 1 if dim == -1 else w
+        for k in range(1, longest):
+            end = h * w - k * step
+            torch.add(table[:, k - 1, :end], table[:, 0, k * step :], out=table[:, k, :end])
+    if dim == -1:
+        flat = table.reshape(planes.shape[0], -1)
+        picked = flat.gather(1, index.expand(planes.shape[0], -1)).view(*lead, h, size)
+    else:
+        picked = table.reshape(planes.shape[0], -1, w).index_select(1, index).view(*lead, size, w)
+    if longest == 1:
+        return picked
+    return _round_divide(picked, count.view(-1) if dim == -1 else count.view(-1, 1))
+
+
+def pil_box_resize_uint8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """pil_box_resize on uint8 images (N, C, H, W), straight on 8-bit values."""
+    h, w = x.shape[-2:]
+    out_h, out_w = size
+    if max(h / out_h, w / out_w) >= 15:  # _round_divide's shift is exact for windows below 16
+        return pil_box_resize(x.float(), size).to(torch.uint8)
+    y = x
+    if out_w != w:
+        y = _box_axis_uint8(y, out_w, -1)
+    if out_h != h:
+        y = _box_axis_uint8(y, out_h, -2)
+    return y
+
+
 # ----------------------------------------------------------------------------- procedural textures
 
 def plasma_fractal(n: int, mapsize: int, decay: float, g: torch.Generator, device) -> torch.Tensor:
