@@ -228,6 +228,22 @@ def test_pixelate_uint8_equals_float_version():
             assert torch.equal(pil_box_resize_uint8(images, size), pil_box_resize(images.float(), size).to(torch.uint8))
 
 
+def test_jpeg_uint8_matches_pillow_and_float_version():
+    from PIL import Image
+
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_digital import jpeg_compression, jpeg_compression_uint8
+
+    images = big_images(3).images
+    got = jpeg_compression_uint8(images, 15, None)
+    assert got.dtype == torch.uint8 and torch.equal(got, to_uint8(jpeg_compression(images.float() / 255, 15, None)))
+    for im, out in zip(images, got):
+        buf = io.BytesIO()
+        Image.fromarray(im.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=15)
+        ref = torch.from_numpy(np.asarray(Image.open(buf)).copy()).permute(2, 0, 1)
+        assert (ref.int() - out.int()).abs().max() <= 1
+
+
 def test_jpeg_equals_pillow(digits):
     from PIL import Image
 

@@ -82,11 +82,15 @@ def pixelate_uint8(images, factor, g):
 @register_corruption("jpeg_compression", cifar=(80, 65, 58, 50, 40), imagenet=(25, 18, 15, 10, 7))
 def jpeg_compression(x, quality, g):
     """JPEG encode / decode at the given quality (libjpeg through torchvision.io, on the CPU)."""
+    return jpeg_compression_uint8(to_uint8(x), quality, g).to(x.dtype) / 255
+
+
+@on_uint8("jpeg_compression")
+def jpeg_compression_uint8(images, quality, g):
     from torchvision.io import decode_jpeg, encode_jpeg
 
-    images = list(to_uint8(x).cpu())
-    decoded = decode_jpeg(encode_jpeg(images, quality=int(quality)))
-    return torch.stack(decoded).to(device=x.device, dtype=x.dtype) / 255
+    decoded = decode_jpeg(encode_jpeg(list(images.cpu()), quality=int(quality)))
+    return torch.stack(decoded).to(images.device)
 
 
 @register_corruption(
