@@ -244,6 +244,57 @@ def test_jpeg_uint8_matches_pillow_and_float_version():
         assert (ref.int() - out.int()).abs().max() <= 1
 
 
+def test_plasma_equals_slice_assignment_diamond_square(monkeypatch):
+    from shiftbench.shifts import image_ops
+
+    draws = []
+
+    def recorded(shape, g, device):
+        bits = uniform_24bit(shape, g, device)
+        draws.append(bits.clone())
+        return bits
+
+    uniform_24bit = image_ops.uniform_24bit
+    monkeypatch.setattr(image_ops, "uniform_24bit", recorded)
+    n, size, decay = 3, 16, 1.7
+    ours = image_ops.plasma_fractal(n, size, decay, torch.Generator().manual_seed(5), "cpu")
+    assert ours.shape == (n, size, size) and len(draws) == 4
+    m = torch.zeros(n, size, size, dtype=torch.float64)  # the originals' algorithm, with our uniforms
+    step, wibble = size, 100.0
+    for bits in draws:
+        u = bits.double() / 2**24 * 2 - 1
+        half = step // 2
+        corner = m[:, 0::step, 0::step]
+        sq = corner + corner.roll(-1, 1)
+        sq = sq + sq.roll(-1, 2)
+        m[:, half::step, half::step] = sq / 4 + wibble * wibble * u[0]
+        dr, ul = m[:, half::step, half::step].clone(), m[:, 0::step, 0::step].clone()
+        m[:, 0::step, half::step] = (dr + dr.roll(1, 1) + ul + ul.roll(-1, 2)) / 4 + wibble * wibble * u[1]
+        m[:, half::step, 0::step] = (dr + dr.roll(1, 2) + ul + ul.roll(-1, 1)) / 4 + wibble * wibble * u[2]
+        step //= 2
+        wibble /= decay
+    m -= m.amin(dim=(1, 2), keepdim=True)
+    m /= m.amax(dim=(1, 2), keepdim=True)
+    assert torch.allclose(ours.double(), m, atol=1e-5)
+
+
+def test_plasma_range_determinism_and_uniform_bits():
+    from shiftbench.shifts.image_ops import plasma_fractal, uniform_24bit
+
+    a = plasma_fractal(4, 64, 2.0, torch.Generator().manual_seed(1), "cpu")
+    assert torch.equal(a, plasma_fractal(4, 64, 2.0, torch.Generator().manual_seed(1), "cpu"))
+    assert not torch.equal(a, plasma_fractal(4, 64, 2.0, torch.Generator().manual_seed(2), "cpu"))
+    assert torch.equal(a.amin(dim=(1, 2)), torch.zeros(4)) and torch.equal(a.amax(dim=(1, 2)), torch.ones(4))
+    assert not torch.equal(a[0], a[1])
+    bits = uniform_24bit((3, 1001), torch.Generator().manual_seed(0), "cpu")
+    assert bits.shape == (3, 1001) and bits.dtype == torch.int32
+    assert 0 <= bits.min() and bits.max() < 2**24
+    u = bits.double() / 2**24
+    assert abs(u.mean() - 0.5) < 0.02 and abs(u.var() - 1 / 12) < 0.005
+    pairs = u.view(-1)[:3002].view(-1, 2)  # the two halves of one 64-bit draw are independent
+    assert abs((pairs[:, 0] - pairs[:, 1]).abs().mean() - 1 / 3) < 0.02
+
+
 def test_jpeg_equals_pillow(digits):
     from PIL import Image
 

@@ -92,7 +92,7 @@ def fog(x, p, g):
     n, c, h, w = x.shape
     plasma = plasma_fractal(n, next_power_of_two(max(h, w)), decay, g, x.device)[:, None, :h, :w]
     top = x.amax(dim=(1, 2, 3), keepdim=True)
-    return (x + amount * plasma) * top / (top + amount)
+    return torch.add(x, plasma, alpha=amount).mul_(top / (top + amount))
 
 
 @register_corruption("brightness", cifar=(0.05, 0.1, 0.15, 0.2, 0.3), imagenet=(0.1, 0.2, 0.3, 0.4, 0.5))
