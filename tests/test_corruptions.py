@@ -295,6 +295,28 @@ def test_plasma_range_determinism_and_uniform_bits():
     assert abs((pairs[:, 0] - pairs[:, 1]).abs().mean() - 1 / 3) < 0.02
 
 
+def test_frost_fast_paths_match_the_plain_ops():
+    import torch.nn.functional as F
+
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_weather import frost, frost_uint8
+    from shiftbench.shifts.image_ops import bicubic_upsample, gaussian_filter, small_gaussian_filter, uniform
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.rand(2, 1, 7, 5, generator=g)
+    expected = F.interpolate(v, size=(40, 33), mode="bicubic", align_corners=True)
+    assert torch.allclose(bicubic_upsample(v, (40, 33)), expected, atol=1e-5)
+    x = torch.rand(2, 3, 21, 17, generator=g)
+    assert torch.allclose(small_gaussian_filter(x, 0.5), gaussian_filter(x, 0.5), atol=1e-6)
+    u = uniform((4, 1000), g, "cpu")
+    assert u.dtype == torch.float32 and 0 <= u.min() and u.max() < 1 and torch.equal(u * 2**24, (u * 2**24).round())
+    images = big_images(2).images
+    for p in CORRUPTIONS["frost"].imagenet:
+        ours = frost_uint8(images, p, torch.Generator().manual_seed(3)).int()
+        ref = to_uint8(frost(images.float() / 255, p, torch.Generator().manual_seed(3))).int()
+        assert (ours - ref).abs().max() <= 1 and (ours != ref).float().mean() < 1e-3
+
+
 def test_jpeg_equals_pillow(digits):
     from PIL import Image
 

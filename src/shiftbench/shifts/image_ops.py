@@ -199,6 +199,22 @@ def colour(rgb: tuple[float, float, float], channels: int, device) -> torch.Tens
     return t.view(1, channels, 1, 1)
 
 
+def small_gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """gaussian_filter with mode 'nearest' for kernels of a few taps, as shifted-slice sums on
+    an edge-padded copy: a handful of passes instead of two dense (side x side) products."""
+    taps = gaussian_taps(sigma, truncate).tolist()
+    r = len(taps) // 2
+    h, w = x.shape[-2:]
+    padded = F.pad(x.reshape(-1, 1, h, w), (r, r, r, r), mode="replicate")
+    rows = padded[..., : w].mul(taps[0])
+    for k in range(1, len(taps)):
+        rows.add_(padded[..., k : k + w], alpha=taps[k])
+    out = rows[..., :h, :].mul(taps[0])
+    for k in range(1, len(taps)):
+        out.add_(rows[..., k : k + h, :], alpha=taps[k])
+    return out.view(x.shape)
+
+
 # ----------------------------------------------------------------------------- resampling
 
 @functools.lru_cache(maxsize=64)
@@ -351,6 +367,11 @@ def uniform_24bit(shape: tuple[int, ...], g: torch.Generator, device) -> torch.T
     return words.view(torch.int32)[:count].view(shape).bitwise_and_((1 << 24) - 1)
 
 
+def uniform(shape: tuple[int, ...], g: torch.Generator, device) -> torch.Tensor:
+    """torch.rand(shape) in distribution (float32 multiples of 2^-24), from uniform_24bit."""
+    return uniform_24bit(shape, g, device).float().mul_(1 / (1 << 24))
+
+
 def _plasma_level(corner: torch.Tensor, wibble: float, g: torch.Generator) -> torch.Tensor:
     """One diamond-square level: (n, k, k) grid points -> (n, 2k, 2k) grid.
 
@@ -397,6 +418,23 @@ def _interleave(even_even: torch.Tensor, even_odd: torch.Tensor, odd_even: torch
     torch.complex(even_even, even_odd, out=rows[:, :, 0])
     torch.complex(odd_even, odd_odd, out=rows[:, :, 1])
     return torch.view_as_real(rows).view(n, 2 * k, 2 * k)
+
+
+@functools.lru_cache(maxsize=32)
+def bicubic_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """(in, out) weights of F.interpolate(mode='bicubic', align_corners=True) along one axis,
+    read off by interpolating the identity (so border handling is torch's own)."""
+    eye = torch.eye(in_size, dtype=torch.float64)[None, None]
+    return F.interpolate(eye, size=(in_size, out_size), mode="bicubic", align_corners=True)[0, 0].float()
+
+
+def bicubic_upsample(v: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """F.interpolate(v, size, mode='bicubic', align_corners=True) for small grids (..., k, l), as
+    two matrix products: far cheaper than torch's CPU kernel when upsampling many times."""
+    k, l = v.shape[-2:]
+    rows = bicubic_matrix(k, size[0]).to(v.device)
+    cols = bicubic_matrix(l, size[1]).to(v.device)
+    return rows.T @ (v @ cols)
 
 
 def next_power_of_two(v: int) -> int:
