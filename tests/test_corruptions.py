@@ -317,6 +317,17 @@ def test_frost_fast_paths_match_the_plain_ops():
         assert (ours - ref).abs().max() <= 1 and (ours != ref).float().mean() < 1e-3
 
 
+def test_fog_uint8_matches_float_version():
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_weather import fog, fog_uint8
+
+    for images, table in ((big_images(2).images, "imagenet"), (big_images(3, size=32).images, "cifar")):
+        for p in getattr(CORRUPTIONS["fog"], table):
+            ours = fog_uint8(images, p, torch.Generator().manual_seed(3)).int()
+            ref = to_uint8(fog(images.float() / 255, p, torch.Generator().manual_seed(3))).int()
+            assert (ours - ref).abs().max() <= 1 and (ours != ref).float().mean() < 1e-3
+
+
 def test_jpeg_equals_pillow(digits):
     from PIL import Image
 

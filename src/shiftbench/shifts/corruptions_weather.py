@@ -124,6 +124,17 @@ def fog(x, p, g):
     return torch.add(x, plasma, alpha=amount).mul_(top / (top + amount))
 
 
+@on_uint8("fog")
+def fog_uint8(images, p, g):
+    # the float version on 0..255 values, with to_uint8's rounding offset: no float round trip
+    amount, decay = p
+    n, c, h, w = images.shape
+    plasma = plasma_fractal(n, next_power_of_two(max(h, w)), decay, g, images.device)[:, None, :h, :w]
+    top = images.amax(dim=(1, 2, 3), keepdim=True).float().div_(255)
+    out = images.to(torch.float32).add_(plasma, alpha=255 * amount).mul_(top / (top + amount)).add_(0.5)
+    return out.clamp_(0, 255).to(torch.int32).to(torch.uint8)
+
+
 @register_corruption("brightness", cifar=(0.05, 0.1, 0.15, 0.2, 0.3), imagenet=(0.1, 0.2, 0.3, 0.4, 0.5))
 def brightness(x, c, g):
     """Add c to V in HSV (skimage), clipped to [0, 1].

@@ -352,8 +352,8 @@ def plasma_fractal(n: int, mapsize: int, decay: float, g: torch.Generator, devic
     while grid.shape[-1] < mapsize:
         grid = _plasma_level(grid, wibble, g)
         wibble /= decay
-    m = grid - grid.amin(dim=(1, 2), keepdim=True)
-    return m.div_(m.amax(dim=(1, 2), keepdim=True))
+    grid.sub_(grid.amin(dim=(1, 2), keepdim=True))
+    return grid.div_(grid.amax(dim=(1, 2), keepdim=True))
 
 
 def uniform_24bit(shape: tuple[int, ...], g: torch.Generator, device) -> torch.Tensor:
@@ -380,7 +380,7 @@ def _plasma_level(corner: torch.Tensor, wibble: float, g: torch.Generator) -> to
     points and two centres around them; each average gets wibble^2 * U(-1, 1).
     """
     n, k, _ = corner.shape
-    noise = uniform_24bit((3, n, k, k), g, corner.device).float()
+    noise = uniform_24bit((3, n, k, k), g, corner.device)  # added as integers: no float copy
 
     def wibbled(total: torch.Tensor, u24: torch.Tensor) -> torch.Tensor:  # total / 4 + wibble^2 (2u - 1)
         return total.mul_(0.25).add_(u24, alpha=2 * wibble * wibble / (1 << 24)).sub_(wibble * wibble)
