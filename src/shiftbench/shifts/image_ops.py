@@ -346,13 +346,19 @@ def plasma_fractal(n: int, mapsize: int, decay: float, g: torch.Generator, devic
     Built level by level on dense grids (the originals assign strided slices of the full map):
     the grid of one level's points, its square centres and its two kinds of edge midpoints are
     interleaved into the next level's grid. Wrap-around neighbours as the originals' np.roll.
+    All levels' uniforms are drawn at once: on small blocks the time goes into per-call overhead.
     """
+    sides = [1 << i for i in range(max(0, mapsize.bit_length() - 1))]  # grid side before each level
+    # U(-1, 1) as 24-bit integers centred on 0, in units of 2^-23
+    noise = uniform_24bit((3 * n * sum(k * k for k in sides),), g, device).sub_(1 << 23)
     grid = torch.zeros(n, 1, 1, device=device)
-    wibble = 100.0
-    while grid.shape[-1] < mapsize:
-        grid = _plasma_level(grid, wibble, g)
+    wibble, start = 100.0, 0
+    for k in sides:
+        level_noise = noise[start : start + 3 * n * k * k].view(3, n, k, k)
+        grid = _plasma_level(grid, level_noise, wibble * wibble / (1 << 23))
+        start += 3 * n * k * k
         wibble /= decay
-    grid.sub_(grid.amin(dim=(1, 2), keepdim=True))
+    grid.sub_(grid.amin(dim=(1, 2), keepdim=True))  # (aminmax is several times slower here)
     return grid.div_(grid.amax(dim=(1, 2), keepdim=True))
 
 
@@ -372,40 +378,22 @@ def uniform(shape: tuple[int, ...], g: torch.Generator, device) -> torch.Tensor:
     return uniform_24bit(shape, g, device).float().mul_(1 / (1 << 24))
 
 
-def _plasma_level(corner: torch.Tensor, wibble: float, g: torch.Generator) -> torch.Tensor:
+def _plasma_level(corner: torch.Tensor, noise: torch.Tensor, scale: float) -> torch.Tensor:
     """One diamond-square level: (n, k, k) grid points -> (n, 2k, 2k) grid.
 
     corner[i, j] is the point at (i, j) steps; the square centre at (i + 1/2, j + 1/2) averages
     its four corners, the edge midpoints at (i, j + 1/2) and (i + 1/2, j) average the two grid
-    points and two centres around them; each average gets wibble^2 * U(-1, 1).
+    points and two centres around them; each average gets noise * scale (3 x (n, k, k)).
     """
-    n, k, _ = corner.shape
-    noise = uniform_24bit((3, n, k, k), g, corner.device)  # added as integers: no float copy
-
-    def wibbled(total: torch.Tensor, u24: torch.Tensor) -> torch.Tensor:  # total / 4 + wibble^2 (2u - 1)
-        return total.mul_(0.25).add_(u24, alpha=2 * wibble * wibble / (1 << 24)).sub_(wibble * wibble)
-
-    # neighbours through wrap-padded copies: slices of one small copy instead of a torch.roll each
-    ext = _wrap_pad(corner, after=True)
-    columns = ext[:, :k] + ext[:, 1:]  # corner[i, j] + corner[i + 1, j]
-    centre = wibbled(columns[:, :, :k] + columns[:, :, 1:], noise[0])
-    cext = _wrap_pad(centre, after=False)
-    above, left = cext[:, :k, 1:], cext[:, 1:, :k]  # centre[i - 1, j], centre[i, j - 1]
-    top_edge = wibbled(centre + above + corner + ext[:, :k, 1:], noise[1])
-    left_edge = wibbled(centre + left + corner + ext[:, 1:, :k], noise[2])
+    k = corner.shape[-1]
+    ext = F.pad(corner, (0, 1, 0, 1), mode="circular")  # ext[i + 1, j + 1] = corner[i + 1, j + 1] wrapped
+    columns = ext[:, :k] + ext[:, 1:]
+    centre = (columns[:, :, :k] + columns[:, :, 1:]).mul_(0.25).add_(noise[0], alpha=scale)
+    cext = F.pad(centre, (1, 0, 1, 0), mode="circular")  # cext[i, j] = centre[i - 1, j - 1] wrapped
+    shared = centre + corner
+    top_edge = (shared + cext[:, :k, 1:]).add_(ext[:, :k, 1:]).mul_(0.25).add_(noise[1], alpha=scale)
+    left_edge = (shared + cext[:, 1:, :k]).add_(ext[:, 1:, :k]).mul_(0.25).add_(noise[2], alpha=scale)
     return _interleave(corner, top_edge, left_edge, centre)
-
-
-def _wrap_pad(grid: torch.Tensor, after: bool) -> torch.Tensor:
-    """(n, k, k) -> (n, k + 1, k + 1) with the first row and column repeated after the grid
-    (after=True) or the last ones before it, as np.roll wraps."""
-    n, k, _ = grid.shape
-    out = grid.new_empty(n, k + 1, k + 1)
-    inner, edge = (slice(0, k), k) if after else (slice(1, k + 1), 0)
-    out[:, inner, inner] = grid
-    out[:, edge, inner] = grid[:, 0 if after else -1]
-    out[:, :, edge] = out[:, :, 0 if after else -1]
-    return out
 
 
 def _interleave(even_even: torch.Tensor, even_odd: torch.Tensor, odd_even: torch.Tensor,
