@@ -58,7 +58,7 @@ def _frost_grey(n: int, h: int, w: int, g: torch.Generator, device) -> torch.Ten
     veins = torch.zeros(n, 1, h, w, device=device)
     amp, total = 1.0, 0.0
     for cells in (3, 6, 12, 24):
-        v = uniform(((n, 1, cells + 1, cells + 1)), g, device)
+        v = uniform((n, 1, cells + 1, cells + 1), g, device)
         ridge = bicubic_upsample(v, (h, w)).mul_(2).sub_(1).abs_().neg_().add_(1).clamp_(0, 1)
         ridge.mul_(ridge).mul_(ridge).mul_(ridge)  # ** 8 by squaring: pow is several times slower
         veins.add_(ridge, alpha=amp)
@@ -118,8 +118,7 @@ def fog(x, p, g):
     ImageNet, as in the originals), cropped to the image; one map per image.
     """
     amount, decay = p
-    n, c, h, w = x.shape
-    plasma = plasma_fractal(n, next_power_of_two(max(h, w)), decay, g, x.device)[:, None, :h, :w]
+    plasma = _fog_plasma(x.shape, decay, g, x.device)
     top = x.amax(dim=(1, 2, 3), keepdim=True)
     return torch.add(x, plasma, alpha=amount).mul_(top / (top + amount))
 
@@ -128,11 +127,16 @@ def fog(x, p, g):
 def fog_uint8(images, p, g):
     # the float version on 0..255 values, with to_uint8's rounding offset: no float round trip
     amount, decay = p
-    n, c, h, w = images.shape
-    plasma = plasma_fractal(n, next_power_of_two(max(h, w)), decay, g, images.device)[:, None, :h, :w]
+    plasma = _fog_plasma(images.shape, decay, g, images.device)
     top = images.amax(dim=(1, 2, 3), keepdim=True).float().div_(255)
     out = images.to(torch.float32).add_(plasma, alpha=255 * amount).mul_(top / (top + amount)).add_(0.5)
     return out.clamp_(0, 255).to(torch.int32).to(torch.uint8)
+
+
+def _fog_plasma(shape: torch.Size, decay: float, g: torch.Generator, device) -> torch.Tensor:
+    """One plasma map per image (n, 1, h, w), cropped from the next power of two above the size."""
+    n, _, h, w = shape
+    return plasma_fractal(n, next_power_of_two(max(h, w)), decay, g, device)[:, None, :h, :w]
 
 
 @register_corruption("brightness", cifar=(0.05, 0.1, 0.15, 0.2, 0.3), imagenet=(0.1, 0.2, 0.3, 0.4, 0.5))
