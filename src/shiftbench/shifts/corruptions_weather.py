@@ -110,6 +110,7 @@ def _weighted_frost(n: int, h: int, w: int, weight: float, g: torch.Generator, d
     "fog",
     cifar=((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)),
     imagenet=((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)),
+    block_values=1 << 20,  # plasma's eight levels of small steps per block: ~15% faster than 2^19 at 224 px
 )
 def fog(x, p, g):
     """Add amount * a plasma fractal (diamond-square, roughness `decay`), rescale by max / (max + amount).
