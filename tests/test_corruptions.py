@@ -227,6 +227,124 @@ def test_pixelate_equals_pillow_box_and_grows_at_224px(digits):
             assert changes == sorted(changes)
 
 
+def test_pixelate_uint8_equals_float_version():
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_digital import pixelate, pixelate_uint8
+    from shiftbench.shifts.image_ops import pil_box_resize, pil_box_resize_uint8
+
+    g = torch.Generator().manual_seed(3)
+    for h, w in [(32, 32), (224, 224), (17, 40), (5, 3)]:
+        images = torch.randint(0, 256, (3, 3, h, w), dtype=torch.uint8, generator=g)
+        images[0] = 255  # all-white sums reach the largest window totals
+        for factor in (0.95, 0.85, 0.65, 0.4, 0.25, 0.1):
+            expected = to_uint8(pixelate(images.float() / 255, factor, None))
+            assert torch.equal(pixelate_uint8(images, factor, None), expected), (h, w, factor)
+        for size in [(h, max(1, w // 17)), (max(1, h // 3), w * 2)]:  # long windows (fallback), mixed passes
+            assert torch.equal(pil_box_resize_uint8(images, size), pil_box_resize(images.float(), size).to(torch.uint8))
+
+
+def test_jpeg_uint8_matches_pillow_and_float_version():
+    from PIL import Image
+
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_digital import jpeg_compression, jpeg_compression_uint8
+
+    images = big_images(3).images
+    got = jpeg_compression_uint8(images, 15, None)
+    assert got.dtype == torch.uint8 and torch.equal(got, to_uint8(jpeg_compression(images.float() / 255, 15, None)))
+    for im, out in zip(images, got):
+        buf = io.BytesIO()
+        Image.fromarray(im.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=15)
+        ref = torch.from_numpy(np.asarray(Image.open(buf)).copy()).permute(2, 0, 1)
+        assert (ref.int() - out.int()).abs().max() <= 1
+
+
+def test_plasma_equals_slice_assignment_diamond_square(monkeypatch):
+    from shiftbench.shifts import image_ops
+
+    draws = []
+
+    def recorded(shape, g, device):
+        bits = uniform_24bit(shape, g, device)
+        draws.append(bits.clone())
+        return bits
+
+    uniform_24bit = image_ops.uniform_24bit
+    monkeypatch.setattr(image_ops, "uniform_24bit", recorded)
+    n, size, decay = 3, 16, 1.7
+    ours = image_ops.plasma_fractal(n, size, decay, torch.Generator().manual_seed(5), "cpu")
+    assert ours.shape == (n, size, size) and len(draws) == 1
+    m = torch.zeros(n, size, size, dtype=torch.float64)  # the originals' algorithm, with our uniforms
+    step, wibble, start = size, 100.0, 0
+    while step >= 2:
+        k = size // step
+        u = draws[0][start : start + 3 * n * k * k].view(3, n, k, k).double() / 2**24 * 2 - 1
+        start += 3 * n * k * k
+        half = step // 2
+        corner = m[:, 0::step, 0::step]
+        sq = corner + corner.roll(-1, 1)
+        sq = sq + sq.roll(-1, 2)
+        m[:, half::step, half::step] = sq / 4 + wibble * wibble * u[0]
+        dr, ul = m[:, half::step, half::step].clone(), m[:, 0::step, 0::step].clone()
+        m[:, 0::step, half::step] = (dr + dr.roll(1, 1) + ul + ul.roll(-1, 2)) / 4 + wibble * wibble * u[1]
+        m[:, half::step, 0::step] = (dr + dr.roll(1, 2) + ul + ul.roll(-1, 1)) / 4 + wibble * wibble * u[2]
+        step //= 2
+        wibble /= decay
+    m -= m.amin(dim=(1, 2), keepdim=True)
+    m /= m.amax(dim=(1, 2), keepdim=True)
+    assert torch.allclose(ours.double(), m, atol=1e-5)
+
+
+def test_plasma_range_determinism_and_uniform_bits():
+    from shiftbench.shifts.image_ops import plasma_fractal, uniform_24bit
+
+    a = plasma_fractal(4, 64, 2.0, torch.Generator().manual_seed(1), "cpu")
+    assert torch.equal(a, plasma_fractal(4, 64, 2.0, torch.Generator().manual_seed(1), "cpu"))
+    assert not torch.equal(a, plasma_fractal(4, 64, 2.0, torch.Generator().manual_seed(2), "cpu"))
+    assert torch.equal(a.amin(dim=(1, 2)), torch.zeros(4)) and torch.equal(a.amax(dim=(1, 2)), torch.ones(4))
+    assert not torch.equal(a[0], a[1])
+    bits = uniform_24bit((3, 1001), torch.Generator().manual_seed(0), "cpu")
+    assert bits.shape == (3, 1001) and bits.dtype == torch.int32
+    assert 0 <= bits.min() and bits.max() < 2**24
+    u = bits.double() / 2**24
+    assert abs(u.mean() - 0.5) < 0.02 and abs(u.var() - 1 / 12) < 0.005
+    pairs = u.view(-1)[:3002].view(-1, 2)  # the two halves of one 64-bit draw are independent
+    assert abs((pairs[:, 0] - pairs[:, 1]).abs().mean() - 1 / 3) < 0.02
+
+
+def test_frost_fast_paths_match_the_plain_ops():
+    import torch.nn.functional as F
+
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_weather import frost, frost_uint8
+    from shiftbench.shifts.image_ops import bicubic_upsample, gaussian_filter, small_gaussian_filter, uniform
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.rand(2, 1, 7, 5, generator=g)
+    expected = F.interpolate(v, size=(40, 33), mode="bicubic", align_corners=True)
+    assert torch.allclose(bicubic_upsample(v, (40, 33)), expected, atol=1e-5)
+    x = torch.rand(2, 3, 21, 17, generator=g)
+    assert torch.allclose(small_gaussian_filter(x, 0.5), gaussian_filter(x, 0.5), atol=1e-6)
+    u = uniform((4, 1000), g, "cpu")
+    assert u.dtype == torch.float32 and 0 <= u.min() and u.max() < 1 and torch.equal(u * 2**24, (u * 2**24).round())
+    images = big_images(2).images
+    for p in CORRUPTIONS["frost"].imagenet:
+        ours = frost_uint8(images, p, torch.Generator().manual_seed(3)).int()
+        ref = to_uint8(frost(images.float() / 255, p, torch.Generator().manual_seed(3))).int()
+        assert (ours - ref).abs().max() <= 1 and (ours != ref).float().mean() < 1e-3
+
+
+def test_fog_uint8_matches_float_version():
+    from shiftbench.shifts.corruption import to_uint8
+    from shiftbench.shifts.corruptions_weather import fog, fog_uint8
+
+    for images, table in ((big_images(2).images, "imagenet"), (big_images(3, size=32).images, "cifar")):
+        for p in getattr(CORRUPTIONS["fog"], table):
+            ours = fog_uint8(images, p, torch.Generator().manual_seed(3)).int()
+            ref = to_uint8(fog(images.float() / 255, p, torch.Generator().manual_seed(3))).int()
+            assert (ours - ref).abs().max() <= 1 and (ours != ref).float().mean() < 1e-3
+
+
 def test_jpeg_equals_pillow(digits):
     from PIL import Image
 

@@ -33,10 +33,10 @@ CPU_BLOCK_VALUES = 1 << 19
 
 class Corruption:
     def __init__(self, name: str, fn: Callable, cifar: tuple, imagenet: tuple, blocked: bool = True,
-                 threaded: bool = False):
+                 threaded: bool = False, block_values: int = CPU_BLOCK_VALUES):
         assert len(cifar) == 5 and len(imagenet) == 5, name
         self.name, self.fn, self.cifar, self.imagenet = name, fn, tuple(cifar), tuple(imagenet)
-        self.blocked, self.threaded = blocked, threaded
+        self.blocked, self.threaded, self.block_values = blocked, threaded, block_values
         self.uint8_fn: Callable | None = None  # see on_uint8
 
     def param(self, severity: int, table: str, image_size: int) -> Any:
@@ -46,7 +46,7 @@ class Corruption:
 
     def blocks(self, x: torch.Tensor) -> list[slice]:
         n = x.shape[0]
-        per = n if x.device.type != "cpu" or not self.blocked else max(1, CPU_BLOCK_VALUES // max(1, x[0].numel()))
+        per = n if x.device.type != "cpu" or not self.blocked else max(1, self.block_values // max(1, x[0].numel()))
         return [slice(i, min(n, i + per)) for i in range(0, n, per)] or [slice(0, 0)]
 
     def _per_block(self, x: torch.Tensor, severity: int, seed: int, table: str, step: Callable) -> list:
@@ -98,7 +98,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 CORRUPTIONS: dict[str, Corruption] = {}
 
 
-def register_corruption(name: str, *, cifar: tuple, imagenet: tuple, blocked: bool = True, threaded: bool = False):
+def register_corruption(name: str, *, cifar: tuple, imagenet: tuple, blocked: bool = True, threaded: bool = False,
+                        block_values: int = CPU_BLOCK_VALUES):
     """Decorator registering fn(x, param, generator) as covariate shift `name` with `severity`.
 
     blocked=False: always call fn on the whole batch (for functions whose cost is a long
@@ -106,10 +107,12 @@ def register_corruption(name: str, *, cifar: tuple, imagenet: tuple, blocked: bo
     threaded=True: on the CPU run blocks on torch's threads at once, each single-threaded, instead
     of one block at a time with multi-threaded ops. For corruptions whose time goes into drawing
     random numbers: torch's CPU generators are serial, so only separate blocks use several cores.
+    block_values: the CPU block size in values, for corruptions whose per-block cost is mostly a
+    fixed number of small steps (larger blocks repeat them less often).
     """
 
     def wrap(fn):
-        corruption = Corruption(name, fn, cifar, imagenet, blocked, threaded)
+        corruption = Corruption(name, fn, cifar, imagenet, blocked, threaded, block_values)
         CORRUPTIONS[name] = corruption
 
         def shift(data: ImageSet, *, seed: int, severity: Severity = 3, table: Table = "auto") -> ImageSet:

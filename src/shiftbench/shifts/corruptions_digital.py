@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import on_uint8, register_corruption, to_uint8
-from .image_ops import LUMA, gaussian_filter, pil_box_resize
+from .image_ops import LUMA, gaussian_filter, pil_box_resize, pil_box_resize_uint8
 
 
 @register_corruption("contrast", cifar=(0.75, 0.5, 0.4, 0.3, 0.15), imagenet=(0.4, 0.3, 0.2, 0.1, 0.05))
@@ -80,14 +80,25 @@ def pixelate(x, factor, g):
     return pil_box_resize(y, (h, w)) / 255
 
 
+@on_uint8("pixelate")
+def pixelate_uint8(images, factor, g):
+    h, w = images.shape[-2:]
+    small = pil_box_resize_uint8(images, (max(1, int(h * factor)), max(1, int(w * factor))))
+    return pil_box_resize_uint8(small, (h, w))
+
+
 @register_corruption("jpeg_compression", cifar=(80, 65, 58, 50, 40), imagenet=(25, 18, 15, 10, 7))
 def jpeg_compression(x, quality, g):
     """JPEG encode / decode at the given quality (libjpeg through torchvision.io, on the CPU)."""
+    return jpeg_compression_uint8(to_uint8(x), quality, g).to(x.dtype) / 255
+
+
+@on_uint8("jpeg_compression")
+def jpeg_compression_uint8(images, quality, g):
     from torchvision.io import decode_jpeg, encode_jpeg
 
-    images = list(to_uint8(x).cpu())
-    decoded = decode_jpeg(encode_jpeg(images, quality=int(quality)))
-    return torch.stack(decoded).to(device=x.device, dtype=x.dtype) / 255
+    decoded = decode_jpeg(encode_jpeg(list(images.cpu()), quality=int(quality)))
+    return torch.stack(decoded).to(images.device)
 
 
 @register_corruption(

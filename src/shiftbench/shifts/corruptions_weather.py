@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import on_uint8, register_corruption
-from .image_ops import (box3, clipped_zoom, colour, correlate3x3, gaussian_filter, grey, motion_blur,
-                        next_power_of_two, plasma_fractal)
+from .image_ops import (bicubic_upsample, box3, clipped_zoom, colour, correlate3x3, gaussian_filter, grey,
+                        motion_blur, next_power_of_two, plasma_fractal, small_gaussian_filter, uniform)
 
 
 @register_corruption(
@@ -41,23 +41,31 @@ def snow(x, p, g):
     return x + flakes + flakes.flip(-1, -2)
 
 
+FROST_TINT = (0.86, 0.93, 1.0)
+
+
 def frost_texture(n: int, channels: int, h: int, w: int, g: torch.Generator, device) -> torch.Tensor:
     """A procedural frost layer in [0, 1]: ridged multi-octave value noise (thin bright crystal
     veins where smooth noise crosses its middle), fine grain, a pale blue tint."""
+    tex = _frost_grey(n, h, w, g, device)
+    lo, hi = tex.amin(dim=(2, 3), keepdim=True), tex.amax(dim=(2, 3), keepdim=True)
+    tex = 0.2 + 0.8 * (tex - lo) / (hi - lo).clamp_min(1e-6)
+    return tex * colour(FROST_TINT, channels, device)
+
+
+def _frost_grey(n: int, h: int, w: int, g: torch.Generator, device) -> torch.Tensor:
+    """The frost layer before its rescaling to [0.2, 1] and tint (n, 1, h, w)."""
     veins = torch.zeros(n, 1, h, w, device=device)
     amp, total = 1.0, 0.0
     for cells in (3, 6, 12, 24):
-        v = torch.rand((n, 1, cells + 1, cells + 1), generator=g, device=device)
-        v = F.interpolate(v, size=(h, w), mode="bicubic", align_corners=True)
-        veins += amp * (1 - (2 * v - 1).abs()).clamp(0, 1) ** 8
+        v = uniform((n, 1, cells + 1, cells + 1), g, device)
+        ridge = bicubic_upsample(v, (h, w)).mul_(2).sub_(1).abs_().neg_().add_(1).clamp_(0, 1)
+        ridge.mul_(ridge).mul_(ridge).mul_(ridge)  # ** 8 by squaring: pow is several times slower
+        veins.add_(ridge, alpha=amp)
         total += amp
         amp *= 0.7
-    veins = veins / total
-    grain = gaussian_filter(torch.rand((n, 1, h, w), generator=g, device=device), 0.5)
-    tex = 0.85 * veins + 0.15 * grain
-    lo, hi = tex.amin(dim=(2, 3), keepdim=True), tex.amax(dim=(2, 3), keepdim=True)
-    tex = 0.2 + 0.8 * (tex - lo) / (hi - lo).clamp_min(1e-6)
-    return tex * colour((0.86, 0.93, 1.0), channels, device)
+    grain = small_gaussian_filter(uniform((n, 1, h, w), g, device), 0.5)
+    return grain.mul_(0.15).add_(veins, alpha=0.85 / total)
 
 
 @register_corruption(
@@ -74,13 +82,35 @@ def frost(x, p, g):
     """
     image_weight, frost_weight = p
     n, c, h, w = x.shape
-    return image_weight * x + frost_weight * frost_texture(n, c, h, w, g, x.device)
+    layer = _weighted_frost(n, h, w, frost_weight, g, x.device)
+    return torch.addcmul(x * image_weight, layer, colour(FROST_TINT, c, x.device))
+
+
+@on_uint8("frost")
+def frost_uint8(images, p, g):
+    # the float version scaled by 255, with to_uint8's rounding offset: one fresh tensor, no round trip
+    image_weight, frost_weight = p
+    n, c, h, w = images.shape
+    layer = _weighted_frost(n, h, w, 255 * frost_weight, g, images.device)
+    out = images.to(torch.float32).mul_(image_weight).add_(0.5)
+    out.addcmul_(layer, colour(FROST_TINT, c, images.device))
+    return out.clamp_(0, 255).to(torch.int32).to(torch.uint8)
+
+
+def _weighted_frost(n: int, h: int, w: int, weight: float, g: torch.Generator, device) -> torch.Tensor:
+    """frost_texture before its tint, times weight (n, 1, h, w): the rescaling to [0.2, 1] and
+    the weight folded into one scale and offset."""
+    tex = _frost_grey(n, h, w, g, device)
+    lo, hi = tex.amin(dim=(2, 3), keepdim=True), tex.amax(dim=(2, 3), keepdim=True)
+    scale = 0.8 * weight / (hi - lo).clamp_min(1e-6)
+    return tex.mul_(scale).add_(0.2 * weight - lo * scale)
 
 
 @register_corruption(
     "fog",
     cifar=((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)),
     imagenet=((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)),
+    block_values=1 << 20,  # plasma's eight levels of small steps per block: ~15% faster than 2^19 at 224 px
 )
 def fog(x, p, g):
     """Add amount * a plasma fractal (diamond-square, roughness `decay`), rescale by max / (max + amount).
@@ -89,10 +119,25 @@ def fog(x, p, g):
     ImageNet, as in the originals), cropped to the image; one map per image.
     """
     amount, decay = p
-    n, c, h, w = x.shape
-    plasma = plasma_fractal(n, next_power_of_two(max(h, w)), decay, g, x.device)[:, None, :h, :w]
+    plasma = _fog_plasma(x.shape, decay, g, x.device)
     top = x.amax(dim=(1, 2, 3), keepdim=True)
-    return (x + amount * plasma) * top / (top + amount)
+    return torch.add(x, plasma, alpha=amount).mul_(top / (top + amount))
+
+
+@on_uint8("fog")
+def fog_uint8(images, p, g):
+    # the float version on 0..255 values, with to_uint8's rounding offset: no float round trip
+    amount, decay = p
+    plasma = _fog_plasma(images.shape, decay, g, images.device)
+    top = images.amax(dim=(1, 2, 3), keepdim=True).float().div_(255)
+    out = images.to(torch.float32).add_(plasma, alpha=255 * amount).mul_(top / (top + amount)).add_(0.5)
+    return out.clamp_(0, 255).to(torch.int32).to(torch.uint8)
+
+
+def _fog_plasma(shape: torch.Size, decay: float, g: torch.Generator, device) -> torch.Tensor:
+    """One plasma map per image (n, 1, h, w), cropped from the next power of two above the size."""
+    n, _, h, w = shape
+    return plasma_fractal(n, next_power_of_two(max(h, w)), decay, g, device)[:, None, :h, :w]
 
 
 @register_corruption("brightness", cifar=(0.05, 0.1, 0.15, 0.2, 0.3), imagenet=(0.1, 0.2, 0.3, 0.4, 0.5))
