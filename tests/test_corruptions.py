@@ -169,12 +169,11 @@ def test_single_channel_is_the_luma_of_the_grey_rgb_result(name):
 
 
 def test_cpu_blocks_draw_their_own_noise_and_thread_count_changes_nothing():
-    from shiftbench.shifts.corruption import CPU_BLOCK_VALUES
-
-    per_block = CPU_BLOCK_VALUES // (3 * 224 * 224)
+    c = CORRUPTIONS["gaussian_noise"]
+    assert c.threaded
+    per_block = max(1, c.block_values // (3 * 224 * 224))
     same = big_images(1).images.expand(2 * per_block + 1, -1, -1, -1).contiguous()
     data = ImageSet(same, torch.zeros(len(same), dtype=torch.int64), ("a",))
-    c = CORRUPTIONS["gaussian_noise"]
     assert len(c.blocks(data.images)) == 3
     threads = torch.get_num_threads()
     try:

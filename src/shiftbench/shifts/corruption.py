@@ -29,6 +29,9 @@ SMALL_IMAGE_MAX = 64
 # on several cores at once and the output stays a pure function of (images, seed) whatever the
 # thread count. CUDA tensors go in one block.
 CPU_BLOCK_VALUES = 1 << 19
+# Threaded corruptions use half that: 512 images of 32 px then make six blocks, which two or
+# three threads share evenly (three blocks would leave one thread idle a third of the time).
+THREADED_BLOCK = 1 << 18
 
 
 class Corruption:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .corruption import on_uint8, register_corruption, to_uint8
+from .corruption import THREADED_BLOCK, on_uint8, register_corruption, to_uint8
 from .image_ops import LUMA, gaussian_filter, pil_box_resize, pil_box_resize_uint8
 
 
@@ -87,7 +87,9 @@ def pixelate_uint8(images, factor, g):
     return pil_box_resize_uint8(small, (h, w))
 
 
-@register_corruption("jpeg_compression", cifar=(80, 65, 58, 50, 40), imagenet=(25, 18, 15, 10, 7))
+# libjpeg works with the GIL released, so blocks on separate threads overlap
+@register_corruption("jpeg_compression", cifar=(80, 65, 58, 50, 40), imagenet=(25, 18, 15, 10, 7), threaded=True,
+                     block_values=THREADED_BLOCK)
 def jpeg_compression(x, quality, g):
     """JPEG encode / decode at the given quality (libjpeg through torchvision.io, on the CPU)."""
     return jpeg_compression_uint8(to_uint8(x), quality, g).to(x.dtype) / 255

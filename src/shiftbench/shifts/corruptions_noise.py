@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .corruption import levels_to_uint8, on_uint8, register_corruption, to_uint8
+from .corruption import THREADED_BLOCK, levels_to_uint8, on_uint8, register_corruption, to_uint8
 from .level_sampling import alias_table, sample_levels
 
 
@@ -22,6 +22,7 @@ from .level_sampling import alias_table, sample_levels
     cifar=(0.04, 0.06, 0.08, 0.09, 0.10),
     imagenet=(0.08, 0.12, 0.18, 0.26, 0.38),
     threaded=True,
+    block_values=THREADED_BLOCK,
 )
 def gaussian_noise(x, sigma, g):
     """Additive Gaussian noise with standard deviation sigma, independent per value."""
@@ -34,7 +35,8 @@ def gaussian_noise_uint8(images, sigma, g):
     return levels_to_uint8(noise.mul_(255 * sigma).add_(images))
 
 
-@register_corruption("shot_noise", cifar=(500, 250, 100, 75, 50), imagenet=(60, 25, 12, 5, 3), threaded=True)
+@register_corruption("shot_noise", cifar=(500, 250, 100, 75, 50), imagenet=(60, 25, 12, 5, 3), threaded=True,
+                     block_values=THREADED_BLOCK)
 def shot_noise(x, c, g):
     """Poisson photon noise: Poisson(x * c) / c."""
     return torch.poisson(x * c, generator=g) / c
@@ -111,6 +113,7 @@ def impulse_noise_uint8(images, amount, g):
     cifar=(0.06, 0.10, 0.12, 0.16, 0.20),
     imagenet=(0.15, 0.20, 0.35, 0.45, 0.60),
     threaded=True,
+    block_values=THREADED_BLOCK,
 )
 def speckle_noise(x, sigma, g):
     """Multiplicative noise x + x * N(0, sigma)."""
