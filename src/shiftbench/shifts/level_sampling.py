@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .image_ops import random_words
+
 LEVELS = 256
 _FRACTION_BITS = 23  # each draw: 8 bits pick the column, 23 more accept it or take its alias
 _FRACTION_MASK = ((1 << _FRACTION_BITS) - 1) << 8
@@ -45,11 +47,7 @@ def alias_table(probs: torch.Tensor) -> torch.Tensor:
 
 def sample_levels(images: torch.Tensor, table: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Each 8-bit value i replaced by a draw from row i of the table's distribution."""
-    n = images.numel()
-    # torch's int64 draws carry 63 random bits for about the price of one 32-bit draw: each
-    # 32-bit half gives the 31 bits needed (bits 0-7 column, bits 8-30 acceptance)
-    draws = torch.empty((n + 1) // 2, dtype=torch.int64, device=images.device).random_(generator=g)
-    draws = draws.view(torch.int32)[:n].view(images.shape)
+    draws = random_words(images.shape, g, images.device)  # bits 0-7 column, bits 8-30 acceptance
     column = draws & 0xFF
     index = images.to(torch.int32).bitwise_left_shift_(8).bitwise_or_(column)
     entry = table.to(images.device).index_select(0, index.view(-1)).view(images.shape)
