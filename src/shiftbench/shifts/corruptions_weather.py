@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import on_uint8, register_corruption
-from .image_ops import (bicubic_upsample, box3, clipped_zoom, colour, correlate3x3, gaussian_filter, grey,
-                        motion_blur, next_power_of_two, plasma_fractal, small_gaussian_filter, uniform)
+from .image_ops import (bicubic_upsample, box3, colour, correlate3x3, gaussian_filter, grey, motion_blur,
+                        next_power_of_two, plasma_fractal, small_gaussian_filter, uniform, zoom_centre_crop,
+                        zoom_crop_size)
 
 
 @register_corruption(
@@ -31,8 +32,10 @@ def snow(x, p, g):
     """
     mu, sigma, zoom, threshold, radius, blur_sigma, blend = p
     n, c, h, w = x.shape
-    flakes = torch.randn((n, 1, h, w), generator=g, device=x.device) * sigma + mu
-    flakes = clipped_zoom(flakes, zoom)
+    # the zoom shows only the centre of the noise layer: draw just that part
+    crop = (zoom_crop_size(h, zoom), zoom_crop_size(w, zoom))
+    flakes = torch.randn((n, 1, *crop), generator=g, device=x.device).mul_(sigma).add_(mu)
+    flakes = zoom_centre_crop(flakes, (h, w), zoom)
     flakes = torch.where(flakes < threshold, torch.zeros_like(flakes), flakes)
     flakes = torch.floor(flakes.clamp(0, 1) * 255) / 255
     angle = torch.rand(n, generator=g, device=x.device) * 90 - 135

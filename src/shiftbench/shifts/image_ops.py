@@ -181,46 +181,54 @@ def correlate3x3(x: torch.Tensor, kernel: tuple[tuple[float, ...], ...], mode: s
 def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Zoom into the centre by `factor` and crop back to size (scipy.ndimage.zoom, order 1, as the originals)."""
     h, w = x.shape[-2:]
-    rows, cols = zoom_taps(h, float(factor)), zoom_taps(w, float(factor))
-    if rows is None and cols is None:
-        ch, cw = math.ceil(h / factor), math.ceil(w / factor)
-        return x[..., (h - ch) // 2 :, (w - cw) // 2 :][..., :ch, :cw]
-    y = lerp_axis(x, rows, -2)
+    top, left = (h - zoom_crop_size(h, factor)) // 2, (w - zoom_crop_size(w, factor)) // 2
+    return zoom_centre_crop(x, (h, w), factor, top, left)
+
+
+def zoom_crop_size(n: int, factor: float) -> int:
+    """The centre pixels clipped_zoom reads along an axis of length n: the rest never shows."""
+    return math.ceil(n / factor)
+
+
+def zoom_centre_crop(x: torch.Tensor, size: tuple[int, int], factor: float, top: int = 0, left: int = 0) -> torch.Tensor:
+    """clipped_zoom of an image of `size` whose centre crop (zoom_crop_size per axis) starts at
+    (top, left) of x: the whole image, or just its crop."""
+    rows, cols = zoom_taps(size[0], float(factor)), zoom_taps(size[1], float(factor))
+    # taps index x itself (index_select on a cropped view is slower than offset indices)
+    y = lerp_axis(x, rows, -2, top) if rows is not None else x[..., top : top + size[0], :]
     if cols is None:
-        return y
+        return y[..., left : left + size[1]]
     # along rows index_select copies whole rows; along columns it gathers value by value,
     # 5x slower than transposing there and back
-    return lerp_axis(y.mT.contiguous(), cols, -2).mT
+    return lerp_axis(y.mT.contiguous(), cols, -2, left).mT
 
 
 @functools.lru_cache(maxsize=256)
 def zoom_taps(n: int, factor: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Linear interpolation taps (left source index, right source index, weight of the right)
-    for the n outputs of clipped_zoom along an axis of length n, or None when the zoomed size
+    """Linear interpolation taps (left crop index, right crop index, weight of the right) for
+    the n outputs of clipped_zoom along an axis of length n, or None when the zoomed size
     rounds back to the crop (no resampling).
 
     The originals crop ceil(n / factor) centre pixels, zoom them to round(crop * factor) with
     the corner pixels mapped onto each other (align_corners), and keep the centre n: only
-    those n outputs are computed here, straight from the uncropped axis.
+    those n outputs are computed here.
     """
-    crop = math.ceil(n / factor)
+    crop = zoom_crop_size(n, factor)
     zoomed = max(n, round(crop * factor))
     if zoomed == crop:
         return None
-    start, trim = (n - crop) // 2, (zoomed - n) // 2
+    trim = (zoomed - n) // 2
     at = (torch.arange(n, dtype=torch.float64) + trim) * ((crop - 1) / (zoomed - 1))
     left = at.floor().clamp(max=crop - 1)
     right = (left + 1).clamp(max=crop - 1)
-    return (left.long() + start), (right.long() + start), (at - left).float()
+    return left.long(), right.long(), (at - left).float()
 
 
-def lerp_axis(x: torch.Tensor, taps: tuple | None, dim: int) -> torch.Tensor:
-    """Linear interpolation along dim (-1 or -2) with zoom_taps' taps; None leaves x as is."""
-    if taps is None:
-        return x
+def lerp_axis(x: torch.Tensor, taps: tuple, dim: int, offset: int = 0) -> torch.Tensor:
+    """Linear interpolation along dim (-1 or -2) with zoom_taps' taps, shifted by offset."""
     left, right, weight = (t.to(x.device) for t in taps)
     weight = weight.view(-1) if dim == -1 else weight.view(-1, 1)
-    return x.index_select(dim, left).lerp_(x.index_select(dim, right), weight)
+    return x.index_select(dim, left + offset).lerp_(x.index_select(dim, right + offset), weight)
 
 
 def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
