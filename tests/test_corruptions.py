@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from shiftbench.cli import main
 from shiftbench.data import load_dataset
@@ -495,9 +496,23 @@ def test_banded_gaussian_equals_dense_matrix_and_scipy_on_large_images():
         np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5)
 
 
+def _distance_to_reference(edges: torch.Tensor, cap: float) -> torch.Tensor:
+    """The plain form of spatter's _distance_to: ceil(cap) + 1 full rounds of 8 shifted minimums."""
+    big = 1e6
+    d = torch.where(edges, 0.0, big).float()
+    for _ in range(int(math.ceil(cap)) + 1):
+        p = F.pad(d, (1, 1, 1, 1), value=big)
+        axial = torch.minimum(torch.minimum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]),
+                              torch.minimum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]))
+        diagonal = torch.minimum(torch.minimum(p[..., :-2, :-2], p[..., :-2, 2:]),
+                                 torch.minimum(p[..., 2:, :-2], p[..., 2:, 2:]))
+        d = torch.minimum(d, torch.minimum(axial + 1, diagonal + math.sqrt(2)))
+    return d.clamp(max=cap)
+
+
 def test_spatter_distance_and_3x3_filters_equal_their_plain_forms():
     ndimage = pytest.importorskip("scipy.ndimage")
-    from shiftbench.shifts.corruptions_weather import EMBOSS, _distance_to, _distance_to_reference
+    from shiftbench.shifts.corruptions_weather import EMBOSS, _distance_to
     from shiftbench.shifts.image_ops import box3, correlate2d, correlate3x3
 
     g = torch.Generator().manual_seed(5)

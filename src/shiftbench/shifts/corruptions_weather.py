@@ -199,20 +199,6 @@ def _distance_to(edges: torch.Tensor, cap: float) -> torch.Tensor:
     return d.clamp(max=cap)
 
 
-def _distance_to_reference(edges: torch.Tensor, cap: float) -> torch.Tensor:
-    """The plain form of _distance_to: ceil(cap) + 1 full rounds of 8 shifted minimums (for tests)."""
-    big = 1e6
-    d = torch.where(edges, 0.0, big).float()
-    for _ in range(int(math.ceil(cap)) + 1):
-        p = F.pad(d, (1, 1, 1, 1), value=big)
-        axial = torch.minimum(torch.minimum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]),
-                              torch.minimum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]))
-        diagonal = torch.minimum(torch.minimum(p[..., :-2, :-2], p[..., :-2, 2:]),
-                                 torch.minimum(p[..., 2:, :-2], p[..., 2:, 2:]))
-        d = torch.minimum(d, torch.minimum(axial + 1, diagonal + math.sqrt(2)))
-    return d.clamp(max=cap)
-
-
 def _equalize_hist(v: torch.Tensor) -> torch.Tensor:
     """cv2.equalizeHist per image on integer values 0..255 (N, 1, H, W)."""
     n = v.shape[0]
