@@ -577,3 +577,25 @@ def test_gaussian_blur_on_8_bit_values_is_within_a_level_of_the_float_version():
             ours = c.uint8_fn(images, sigma, None).int()
             ref = to_uint8(c.fn(images.float() / 255, sigma, None)).int()
             assert (ours - ref).abs().max() <= 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_block_thread_pool_works_in_a_forked_child():
+    import faulthandler
+    import os
+
+    from shiftbench.shifts.corruption import map_blocks
+
+    cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert map_blocks(lambda i: i * i, 4, cpu, True) == [0, 1, 4, 9]  # the parent's pool has threads now
+        pid = os.fork()
+        if pid == 0:  # the parent's pool threads did not fork: waiting on them would hang
+            faulthandler.dump_traceback_later(20, exit=True)
+            os._exit(0 if map_blocks(lambda i: i * i, 4, cpu, True) == [0, 1, 4, 9] else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        torch.set_num_threads(threads)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

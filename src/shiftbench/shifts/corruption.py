@@ -9,6 +9,7 @@ most 64 px and the ImageNet-C one for larger images; `table` overrides the choic
 from __future__ import annotations
 
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Callable, Literal
 
@@ -88,11 +89,12 @@ def map_blocks(work: Callable[[int], Any], count: int, device: torch.device, thr
     n = torch.get_num_threads()
     if not threads or device.type != "cpu" or count < 2 or n < 2:
         return [work(i) for i in range(count)]
-    return list(_pool(n).map(work, range(count)))
+    return list(_pool(n, os.getpid()).map(work, range(count)))
 
 
 @functools.lru_cache(maxsize=4)
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    # keyed by process: a forked child has none of its parent's pool threads
     # torch's thread count is per thread: the workers' own setting leaves the caller's alone
     return ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,),
                               thread_name_prefix="shiftbench-corrupt")
