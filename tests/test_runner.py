@@ -136,3 +136,23 @@ def test_result_file_carries_provenance_and_a_records_hash(project, tmp_path):
         assert field in prov
     assert body["records"][0]["seconds"] > 0
     assert len(prov["checkpoint_sha256"]) == 64
+
+
+def test_git_commit_is_the_current_projects_even_after_another_in_the_same_process(tmp_path, monkeypatch):
+    import subprocess
+
+    from shiftbench.provenance import git_commit
+
+    tracked, untracked = tmp_path / "tracked", tmp_path / "untracked"
+    for root in (tracked, untracked):
+        (root / "benchmarks").mkdir(parents=True)
+        (root / "leaderboard").mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "init", "-q"], cwd=tracked, check=True)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=tracked, check=True,
+                   env={**__import__("os").environ, **env})
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tracked, capture_output=True, text=True).stdout.strip()
+    monkeypatch.chdir(tracked)
+    assert git_commit() == head
+    monkeypatch.chdir(untracked)  # (tmp_path is outside any repository)
+    assert git_commit() is None

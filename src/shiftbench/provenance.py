@@ -12,10 +12,15 @@ from . import __version__
 from .paths import project_root
 
 
-@lru_cache(maxsize=1)
 def git_commit() -> str | None:
+    """The commit of the project (benchmarks, submissions) this process works in now."""
+    return _git_commit(str(project_root()))
+
+
+@lru_cache(maxsize=8)  # per project: one process may work in several (tests, notebooks)
+def _git_commit(root: str) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
