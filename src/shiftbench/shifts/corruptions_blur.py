@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import torch
 
-from .corruption import on_uint8, register_corruption
+from .corruption import levels_to_uint8, on_uint8, register_corruption
 from .image_ops import clipped_zoom, correlate1d, correlate2d, gaussian_filter, local_shuffle, motion_blur as _motion
 
 
@@ -104,5 +104,4 @@ def gaussian_blur(x, sigma, g):
 @on_uint8("gaussian_blur")
 def gaussian_blur_uint8(images, sigma, g):
     """The filter is linear: blur the 8-bit values themselves, skipping the scaling to [0, 1] and back."""
-    y = gaussian_filter(images.to(torch.float32), sigma)
-    return y.add_(0.5).clamp_(0, 255).to(torch.int32).to(torch.uint8)  # via int32: see to_uint8
+    return levels_to_uint8(gaussian_filter(images.to(torch.float32), sigma))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .corruption import THREADED_BLOCK, on_uint8, register_corruption, to_uint8
+from .corruption import THREADED_BLOCK, levels_to_uint8, on_uint8, register_corruption, to_uint8
 from .image_ops import LUMA, gaussian_filter, pil_box_resize, pil_box_resize_uint8
 
 
@@ -20,8 +20,7 @@ def contrast(x, c, g):
 def contrast_uint8(images, c, g):
     y = images.to(torch.float32)
     mean = y.mean(dim=(2, 3), keepdim=True)
-    # a mix of each value and its channel mean stays in [0, 255]: round by truncating value + 0.5
-    return y.mul_(c).add_(mean.mul_(1 - c).add_(0.5)).to(torch.int32).to(torch.uint8)
+    return levels_to_uint8(y.mul_(c).add_(mean.mul_(1 - c)))
 
 
 def _pixel_grid(n: int, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,11 +133,11 @@ def saturate_uint8(images, p, g):
     scale, shift = p
     v = images.amax(1, keepdim=True).to(torch.float32)
     low = images.amin(1, keepdim=True).to(torch.float32)
-    s = (v - low).div_(v.clamp_min(1))
+    spread = v - low
+    s = spread.div(v.clamp_min(1))
     ratio = (s * scale + shift).clamp_(0, 1).div_(s.clamp_min(1e-12))
-    is_grey = (v - low).clamp_max_(1).neg_().add_(1)  # whole numbers: 1 where V = min, else 0
+    is_grey = spread.clamp_max_(1).neg_().add_(1)  # whole numbers: 1 where V = min, else 0
     grey_loss = is_grey.mul_(v).mul_(min(max(shift, 0.0), 1.0))
     not_red = torch.tensor([0.0, 1.0, 1.0] if images.shape[1] == 3 else [1 - LUMA[0]], device=images.device)
     y = torch.sub(v, images.to(torch.float32)).mul_(ratio).neg_().add_(v)
-    y.sub_(grey_loss * not_red.view(1, -1, 1, 1))
-    return y.add_(0.5).clamp_(0, 255).to(torch.int32).to(torch.uint8)
+    return levels_to_uint8(y.sub_(grey_loss * not_red.view(1, -1, 1, 1)))

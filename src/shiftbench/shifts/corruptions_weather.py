@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .corruption import on_uint8, register_corruption
+from .corruption import levels_to_uint8, on_uint8, register_corruption
 from .image_ops import (bicubic_upsample, box3, colour, correlate3x3, gaussian_filter, grey, motion_blur,
                         next_power_of_two, plasma_fractal, small_gaussian_filter, uniform, zoom_centre_crop,
                         zoom_crop_size)
@@ -47,17 +47,10 @@ def snow(x, p, g):
 FROST_TINT = (0.86, 0.93, 1.0)
 
 
-def frost_texture(n: int, channels: int, h: int, w: int, g: torch.Generator, device) -> torch.Tensor:
-    """A procedural frost layer in [0, 1]: ridged multi-octave value noise (thin bright crystal
-    veins where smooth noise crosses its middle), fine grain, a pale blue tint."""
-    tex = _frost_grey(n, h, w, g, device)
-    lo, hi = tex.amin(dim=(2, 3), keepdim=True), tex.amax(dim=(2, 3), keepdim=True)
-    tex = 0.2 + 0.8 * (tex - lo) / (hi - lo).clamp_min(1e-6)
-    return tex * colour(FROST_TINT, channels, device)
-
-
 def _frost_grey(n: int, h: int, w: int, g: torch.Generator, device) -> torch.Tensor:
-    """The frost layer before its rescaling to [0.2, 1] and tint (n, 1, h, w)."""
+    """The procedural frost layer (n, 1, h, w) before its rescaling and tint: ridged
+    multi-octave value noise (thin bright crystal veins where smooth noise crosses its middle)
+    and fine grain."""
     veins = torch.zeros(n, 1, h, w, device=device)
     amp, total = 1.0, 0.0
     for cells in (3, 6, 12, 24):
@@ -80,7 +73,7 @@ def frost(x, p, g):
     """image_weight * x + frost_weight * frost layer.
 
     Departs from the originals: they overlay random crops of six frost photographs, which
-    cannot be downloaded here; we overlay a procedural frost texture (frost_texture), drawn
+    cannot be downloaded here; we overlay a procedural frost texture (_frost_grey), drawn
     per image, at a scale proportional to the image size.
     """
     image_weight, frost_weight = p
@@ -91,18 +84,17 @@ def frost(x, p, g):
 
 @on_uint8("frost")
 def frost_uint8(images, p, g):
-    # the float version scaled by 255, with to_uint8's rounding offset: one fresh tensor, no round trip
+    # the float version on 0..255 values: one fresh tensor, no round trip
     image_weight, frost_weight = p
     n, c, h, w = images.shape
     layer = _weighted_frost(n, h, w, 255 * frost_weight, g, images.device)
-    out = images.to(torch.float32).mul_(image_weight).add_(0.5)
-    out.addcmul_(layer, colour(FROST_TINT, c, images.device))
-    return out.clamp_(0, 255).to(torch.int32).to(torch.uint8)
+    out = images.to(torch.float32).mul_(image_weight)
+    return levels_to_uint8(out.addcmul_(layer, colour(FROST_TINT, c, images.device)))
 
 
 def _weighted_frost(n: int, h: int, w: int, weight: float, g: torch.Generator, device) -> torch.Tensor:
-    """frost_texture before its tint, times weight (n, 1, h, w): the rescaling to [0.2, 1] and
-    the weight folded into one scale and offset."""
+    """The frost layer rescaled to [0.2, 1] and times weight (n, 1, h, w), before its pale blue
+    tint: the rescaling and the weight folded into one scale and offset."""
     tex = _frost_grey(n, h, w, g, device)
     lo, hi = tex.amin(dim=(2, 3), keepdim=True), tex.amax(dim=(2, 3), keepdim=True)
     scale = 0.8 * weight / (hi - lo).clamp_min(1e-6)
@@ -129,12 +121,11 @@ def fog(x, p, g):
 
 @on_uint8("fog")
 def fog_uint8(images, p, g):
-    # the float version on 0..255 values, with to_uint8's rounding offset: no float round trip
+    # the float version on 0..255 values: no float round trip
     amount, decay = p
     plasma = _fog_plasma(images.shape, decay, g, images.device)
     top = images.amax(dim=(1, 2, 3), keepdim=True).float().div_(255)
-    out = images.to(torch.float32).add_(plasma, alpha=255 * amount).mul_(top / (top + amount)).add_(0.5)
-    return out.clamp_(0, 255).to(torch.int32).to(torch.uint8)
+    return levels_to_uint8(images.to(torch.float32).add_(plasma, alpha=255 * amount).mul_(top / (top + amount)))
 
 
 def _fog_plasma(shape: torch.Size, decay: float, g: torch.Generator, device) -> torch.Tensor:
@@ -163,8 +154,7 @@ def brightness_uint8(images, c, g):
     # marks them (arithmetic: masked_fill and compares are not vectorised)
     black = v.clamp_max(1).neg_().add_(1).mul_(v_new)
     scale = v_new.div_(v.clamp_min_(1))
-    y = images.to(torch.float32).mul_(scale).add_(black)
-    return y.add_(0.5).to(torch.int32).to(torch.uint8)  # within [0, 255] already
+    return levels_to_uint8(images.to(torch.float32).mul_(scale).add_(black))
 
 
 def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
