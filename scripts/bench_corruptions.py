@@ -27,8 +27,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from shiftbench.allocator import keep_freed_memory
-from shiftbench.imageset import ImageSet
+from shiftbench.core.allocator import keep_freed_memory
+from shiftbench.core.imageset import ImageSet
 from shiftbench.shifts import all_shifts, get_shift
 from shiftbench.shifts.corruption import CORRUPTIONS
 

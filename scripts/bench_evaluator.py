@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from shiftbench.benchmark import load_benchmark
 from shiftbench.evaluate import compute_metrics, run_stream
 from shiftbench.methods import SourceContext, create_method
-from shiftbench.provenance import resolve_device
-from shiftbench.workspace import Workspace
+from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.provenance import resolve_device
+from shiftbench.run.workspace import Workspace
 
 
 def best_of(fn, repeats: int) -> float:

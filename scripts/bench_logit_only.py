@@ -19,11 +19,11 @@ import time
 import torch
 
 from shiftbench import __version__
-from shiftbench.benchmark import load_benchmark
-from shiftbench.cell import Cell, execute_cell
 from shiftbench.methods import check_method, prior_correction
-from shiftbench.provenance import resolve_device
-from shiftbench.workspace import Workspace
+from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.cell import Cell, execute_cell
+from shiftbench.run.provenance import resolve_device
+from shiftbench.run.workspace import Workspace
 
 LOGIT_ONLY = [
     ("logit_adjust", {}),

@@ -13,12 +13,12 @@ import argparse
 
 import torch
 
-from shiftbench.benchmark import load_benchmark
-from shiftbench.evaluate.evaluator import source_logits
-from shiftbench.hashing import seed_from
+from shiftbench.core.hashing import seed_from
+from shiftbench.evaluate.stream import source_logits
+from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.workspace import Workspace
 from shiftbench.shifts import all_shifts, get_shift
 from shiftbench.shifts.corruption import CORRUPTIONS
-from shiftbench.workspace import Workspace
 
 
 def main() -> None:

@@ -5,14 +5,21 @@
 Prints accuracy, NLL and prior L1 error (when the method reports a prior and the scenario a true one).
 Protocol per_scenario, seed 0, threads 1.
 """
-import time, torch, sys, copy, json
+import copy
+import json
+import sys
+import time
+
+import torch
+
 torch.set_num_threads(1)
 
-from shiftbench.benchmark import load_benchmark
-from shiftbench.workspace import Workspace
-from shiftbench.methods import SourceContext, create_method
-from shiftbench.evaluate import run_stream, compute_metrics
+from shiftbench.evaluate import compute_metrics, run_stream
 from shiftbench.evaluate.metrics import prior_estimation_error
+from shiftbench.methods import SourceContext, create_method
+from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.workspace import Workspace
+
 bench = load_benchmark(sys.argv[1])
 ws = Workspace(torch.device("cpu"), progress=False)
 scen = sys.argv[2].split(",")

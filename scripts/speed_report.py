@@ -60,15 +60,15 @@ def make_project(root: Path, corruptions: list[str]) -> dict[str, list[int]]:
 
 
 def submissions(root: Path, grid: str):
-    from shiftbench.submission import check_all
+    from shiftbench.run.submission import check_all
 
     return check_all(sorted((root / "leaderboard" / grid).glob("*.yaml")))
 
 
 def timed_run(root: Path, grid: str, executor=None) -> tuple[float, int]:
     """Wall seconds of run_submissions on a fresh store (every cell computed; models already cached)."""
-    from shiftbench.runner import run_submissions
-    from shiftbench.store import Store
+    from shiftbench.run.runner import run_submissions
+    from shiftbench.run.store import Store
 
     checked = submissions(root, grid)
     out = Path(tempfile.mkdtemp(dir=root))
@@ -84,12 +84,12 @@ def evaluator_overhead(root: Path, repeats: int) -> tuple[float, float, float]:
     """Median over repeats of (bare loop s, run_stream s, execute_cell s) on the same model and batches."""
     import torch
 
-    from shiftbench.benchmark import load_benchmark
-    from shiftbench.cell import execute_cell
-    from shiftbench.evaluate.evaluator import batches, run_stream, to_float
+    from shiftbench.evaluate.stream import batches, run_stream, to_float
     from shiftbench.methods import SourceContext, create_method
-    from shiftbench.runner import attach_checkpoints, expand
-    from shiftbench.workspace import Workspace
+    from shiftbench.run.benchmark import load_benchmark
+    from shiftbench.run.cell import execute_cell
+    from shiftbench.run.runner import attach_checkpoints, expand
+    from shiftbench.run.workspace import Workspace
 
     checked = submissions(root, "grid-1x")
     source = next(c for c in checked if c.submission.method == "source")
@@ -152,7 +152,7 @@ def main() -> int:
         rows.append((what, seconds, ratio))
         print(f"  {what:<52} {seconds:>10} {ratio}", file=sys.stderr, flush=True)
 
-    from shiftbench.executors.ray_executor import RayExecutor
+    from shiftbench.run.executors.ray_executor import RayExecutor
 
     timed_run(root, "grid-1x")  # trains the model, loads the data: not measured
 

@@ -17,12 +17,12 @@ import time
 import pandas as pd
 import torch
 
-from shiftbench.benchmark import load_benchmark
 from shiftbench.evaluate import compute_metrics, run_stream
 from shiftbench.leaderboard.plots_translation import plot_translation_tradeoff
 from shiftbench.methods import SourceContext, create_method
-from shiftbench.provenance import resolve_device
-from shiftbench.workspace import Workspace
+from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.provenance import resolve_device
+from shiftbench.run.workspace import Workspace
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ def numbers(results: Path) -> dict[str, dict[str, dict[str, float]]]:
 def run_golden(workdir: Path) -> dict:
     import os
 
-    from shiftbench.cli import main
+    from shiftbench.cli.main import main
 
     root = build_project(workdir / "project")
     cwd = os.getcwd()

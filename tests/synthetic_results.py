@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shiftbench.hashing import config_hash
-from shiftbench.runner import result_path
+from shiftbench.core.hashing import config_hash
+from shiftbench.run.runner import result_path
 
 SITE_BENCHMARK = """\
 name: synth

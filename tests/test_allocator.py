@@ -11,7 +11,7 @@ PROBE = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
-    from shiftbench.allocator import keep_freed_memory
+    from shiftbench.core.allocator import keep_freed_memory
     assert keep_freed_memory()
 for _ in range(3):
     np.ones(1 << 19)  # 4 MB, warm up

@@ -1,10 +1,9 @@
 """Bad input: one line on stderr naming the file and the field, exit status 2, nothing written."""
 
 import pytest
-
-from shiftbench.cli import main
-
 from conftest import make_project, submission
+
+from shiftbench.cli.main import main
 
 
 def run_cli(capsys, *args):

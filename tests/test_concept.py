@@ -7,19 +7,19 @@ import math
 
 import pytest
 import torch
-
 from conftest import make_project, submission
+
+from shiftbench.core.errors import UserError
 from shiftbench.data import load_dataset
 from shiftbench.data.tagged_digits import CONTEXTS
-from shiftbench.errors import UserError
 from shiftbench.evaluate import compute_metrics
 from shiftbench.models import get_source_model
 from shiftbench.models.recipes.adawac import mirror_ascent_step
 from shiftbench.models.recipes.groupdro import update_group_weights
-from shiftbench.runner import run_submissions
+from shiftbench.run.runner import run_submissions
+from shiftbench.run.submission import check_all
 from shiftbench.shifts import apply_shifts
 from shiftbench.shifts.metashift import context_distance, meta_graph, spectral_positions
-from shiftbench.submission import check_all
 
 CPU = torch.device("cpu")
 

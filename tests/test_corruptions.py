@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shiftbench.cli import main
+from shiftbench.cli.main import main
+from shiftbench.core.imageset import ImageSet
 from shiftbench.data import load_dataset
-from shiftbench.imageset import ImageSet
 from shiftbench.shifts import all_shifts, get_shift
 from shiftbench.shifts.corruption import CORRUPTIONS, to_uint8
 

@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from shiftbench.cli import main
-
 from conftest import make_project, submission
+
+from shiftbench.cli.main import main
 
 EVIL = "<script>alert(1)</script>"
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from shiftbench.core.imageset import ImageSet
 from shiftbench.evaluate import compute_metrics, run_stream
 from shiftbench.evaluate.metrics import consistency, expected_calibration_error
-from shiftbench.imageset import ImageSet
 from shiftbench.methods import Method
 
 

@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import submission
 from scaleout_support import SCENARIOS, counts_line, fault_project, record_stats, start_run, store_records
-from shiftbench.cli import main
-from shiftbench.runner import run_submissions
-from shiftbench.store import Store
-from shiftbench.submission import check_all
+
+from shiftbench.cli.main import main
+from shiftbench.run.runner import run_submissions
+from shiftbench.run.store import Store
+from shiftbench.run.submission import check_all
 
 # 8 cells; the sleepy ones stretch the run so that a kill lands part-way through it.
 GRID = {

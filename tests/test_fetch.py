@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_project
-from shiftbench.cli import main
+from tiny_formats import write_cifar10, write_mnist, write_mnist_c
+
+from shiftbench.cli.main import main
+from shiftbench.core.errors import UserError
 from shiftbench.data import load_dataset, load_manifest
 from shiftbench.data.fetch import fetch
-from shiftbench.errors import UserError
-from tiny_formats import write_cifar10, write_mnist, write_mnist_c
 
 PAYLOAD = bytes(np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8))
 
@@ -153,8 +153,9 @@ def test_server_that_ignores_range_restarts_the_file(proj, server):
 
 def test_wrong_hash_is_refused_moved_aside_and_never_used(proj, server, capsys):
     """A server serving other bytes than the manifest's: one-line error, .corrupt file, nothing loadable."""
-    from tiny_formats import idx_bytes
     import gzip
+
+    from tiny_formats import idx_bytes
 
     real = gzip.compress(idx_bytes(np.zeros((2, 28, 28), np.uint8), 0x803))
     forged = gzip.compress(idx_bytes(np.full((2, 28, 28), 255, np.uint8), 0x803))

@@ -8,7 +8,6 @@ round differently, so only closeness is asserted.
 import json
 
 import pytest
-
 from golden_run import EXPECTED, machine, run_golden
 
 

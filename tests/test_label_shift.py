@@ -14,16 +14,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from shiftbench.core.imageset import ImageSet
 from shiftbench.evaluate import run_stream
 from shiftbench.evaluate.metrics import prior_estimation_error
-from shiftbench.imageset import ImageSet
-from shiftbench.labelshift import (adjust_logits, bbse_prior, confusion_matrix, fit_calibrator, mlls_em,
-                                   predicted_distribution, rlls_prior)
-from shiftbench.labelshift.adapter import PriorAdapter, delta_sizes, install_delta_layers, set_deltas
-from shiftbench.labelshift.adapter_training import get_adapter
 from shiftbench.leaderboard.aggregate import summary_table
 from shiftbench.methods import SourceContext, create_method
-from shiftbench.models.cnn import SmallCNN
+from shiftbench.methods.labelshift import (
+    adjust_logits,
+    bbse_prior,
+    confusion_matrix,
+    fit_calibrator,
+    mlls_em,
+    predicted_distribution,
+    rlls_prior,
+)
+from shiftbench.methods.labelshift.adapter import PriorAdapter, delta_sizes, install_delta_layers, set_deltas
+from shiftbench.methods.labelshift.adapter_training import get_adapter
+from shiftbench.models.small_cnn import SmallCNN
 from shiftbench.shifts.label import label_correlated_order, minority_classes, tweak_one
 
 K, N = 5, 10_000
@@ -224,7 +231,7 @@ def test_adapter_at_the_source_prior_is_exactly_the_source_model():
 
 def test_adapter_is_trained_once_and_cached_by_content(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIFTBENCH_CACHE", str(tmp_path))
-    from shiftbench.labelshift import adapter_training
+    from shiftbench.methods.labelshift import adapter_training
 
     monkeypatch.setattr(adapter_training, "_memo", {})
     model = tiny_model()
@@ -264,7 +271,7 @@ def evaluate(spec: str, params: dict, model, protocol: str = "per_scenario") -> 
     method = create_method(spec, params)
     base = None
     if method.logit_only:
-        from shiftbench.evaluate.evaluator import source_logits
+        from shiftbench.evaluate.stream import source_logits
 
         base = [source_logits(model, s, 64, ctx.device) for s in segments]
     method.setup(model if method.logit_only else copy.deepcopy(model), ctx)
@@ -282,7 +289,7 @@ def test_oracle_prior_is_the_bayes_correction_with_the_true_prior():
     model = tiny_model(3)
     ctx, segments = context_for(model)
     logits, method = evaluate("oracle_prior", {"calibration": "none"}, model)
-    from shiftbench.evaluate.evaluator import source_logits
+    from shiftbench.evaluate.stream import source_logits
 
     raw = source_logits(model, segments[0], 64, ctx.device)
     torch.testing.assert_close(logits, adjust_logits(raw, segments[0].class_prior(), ctx.source_prior))
@@ -302,16 +309,14 @@ def test_episodic_protocol_makes_the_estimate_per_batch():
 @pytest.mark.slow
 def test_label_shift_submissions_end_to_end(tmp_path, monkeypatch):
     """Tiny benchmark: oracle records its true prior exactly, is flagged in its result file and never ranked."""
-    from conftest import make_project, submission
     import pandas as pd
+    from conftest import TINY_BENCHMARK, make_project, submission
 
     from shiftbench.leaderboard import load_annotated
     from shiftbench.leaderboard.aggregate import load_results
-    from shiftbench.runner import run_submissions
-    from shiftbench.store import Store
-    from shiftbench.submission import check_all
-
-    from conftest import TINY_BENCHMARK
+    from shiftbench.run.runner import run_submissions
+    from shiftbench.run.store import Store
+    from shiftbench.run.submission import check_all
 
     bench = TINY_BENCHMARK.split("scenarios:")[0] + """scenarios:
   - {name: clean, family: clean}

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from synthetic_results import SCENARIOS, SITE_BENCHMARK, accuracies, write_result
 
-from shiftbench.cli import main
-from shiftbench.errors import UserError
+from shiftbench.cli.main import main
+from shiftbench.core.errors import UserError
 from shiftbench.leaderboard import build_site, load_annotated, summary_table
 from shiftbench.leaderboard.export import TABLE_COLUMNS, read_csv, to_csv
 from shiftbench.shifts import FAMILIES
@@ -23,7 +23,7 @@ from shiftbench.shifts import FAMILIES
 @pytest.fixture
 def synth(tmp_path, monkeypatch):
     """A project with the synthetic benchmark; returns (results folder, current benchmark hash)."""
-    from shiftbench.benchmark import load_benchmark
+    from shiftbench.run.benchmark import load_benchmark
 
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "leaderboard").mkdir()
@@ -176,10 +176,10 @@ def test_markdown_and_latex_tables(synth, capsys):
 
 
 def test_covariate_severity_from_the_spec_or_the_name():
-    from shiftbench.benchmark import Benchmark
-    from shiftbench.leaderboard.plots import severity_of
-
     import yaml
+
+    from shiftbench.leaderboard.plots import severity_of
+    from shiftbench.run.benchmark import Benchmark
 
     bench = Benchmark(**yaml.safe_load(SITE_BENCHMARK))
     specs = {s.name: s for s in bench.scenarios}

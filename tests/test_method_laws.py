@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from shiftbench.core.imageset import ImageSet
 from shiftbench.methods import SourceContext, create_method
 from shiftbench.methods.tent import entropy
-from shiftbench.imageset import ImageSet
-from shiftbench.models.cnn import SmallCNN
+from shiftbench.models.small_cnn import SmallCNN
 
 
 def model_with_source_stats(seed=0):

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import torch
 
+from shiftbench.core.paths import cache_dir
+from shiftbench.data import load_dataset
 from shiftbench.models import get_source_model
 from shiftbench.models.recipes import RECIPES, load_builtin_recipes
-from shiftbench.paths import cache_dir
-from shiftbench.data import load_dataset
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):

@@ -9,16 +9,16 @@ import logging
 
 import pytest
 import torch
-
 from conftest import submission
 from scaleout_support import SCENARIOS, fault_project, store_records
-from shiftbench.errors import UserError
-from shiftbench.runner import run_submissions
-from shiftbench.store import Store
-from shiftbench.submission import check_all
+
+from shiftbench.core.errors import UserError
+from shiftbench.run.runner import run_submissions
+from shiftbench.run.store import Store
+from shiftbench.run.submission import check_all
 
 ray = pytest.importorskip("ray")
-from shiftbench.executors.ray_executor import RayExecutor  # noqa: E402
+from shiftbench.run.executors.ray_executor import RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -133,7 +133,7 @@ def test_each_cell_runs_on_the_device_ray_reserved_for_it():
     (["--gpus-per-cell", "-1"], "--gpus-per-cell: must be >= 0"),
 ])
 def test_bad_ray_options_are_one_line_and_exit_2(project, tmp_path, capsys, argv, message):
-    from shiftbench.cli import main
+    from shiftbench.cli.main import main
 
     assert main(["run", "--quiet", "--executor", "ray", "--store", str(tmp_path / "store"), *argv]) == 2
     err = capsys.readouterr().err

@@ -8,15 +8,22 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import REPO, make_project, submission
-from shiftbench.benchmark import load_benchmark
-from shiftbench.cli import main
+from tiny_formats import (
+    CIFAR10_NAMES,
+    write_cifar10,
+    write_cifar100,
+    write_cifar_c,
+    write_image_folder,
+    write_mnist,
+    write_mnist_c,
+)
+
+from shiftbench.cli.main import main
+from shiftbench.core.errors import UserError
 from shiftbench.data import load_dataset
-from shiftbench.errors import UserError
+from shiftbench.run.benchmark import load_benchmark
 from shiftbench.shifts import apply_shifts, check_shift_spec
-from tiny_formats import (CIFAR10_NAMES, write_cifar10, write_cifar100, write_cifar_c, write_image_folder,
-                          write_mnist, write_mnist_c)
 
 
 @pytest.fixture
@@ -257,7 +264,7 @@ def test_benchmarks_validate_without_data_and_switch_to_files_when_present(proj)
     assert not any(s.name.startswith("mnistc-file") for s in mnist.scenarios)
 
     cifar_c_project(proj)
-    from shiftbench import benchmark
+    from shiftbench.run import benchmark
 
     benchmark._cache.clear()
     with_files = load_benchmark("cifar10")
@@ -310,8 +317,8 @@ scenarios:
 
 def test_tiny_cifar_runs_end_to_end_and_a_checkpoint_replaces_training(proj, tmp_path):
     from shiftbench.models import get_source_model
-    from shiftbench.runner import run_submissions
-    from shiftbench.submission import check_submission
+    from shiftbench.run.runner import run_submissions
+    from shiftbench.run.submission import check_submission
 
     cifar_c_project(proj)
     (proj / "benchmarks" / "tiny-cifar.yaml").write_text(TINY_CIFAR)
@@ -331,7 +338,7 @@ def test_tiny_cifar_runs_end_to_end_and_a_checkpoint_replaces_training(proj, tmp
     x = splits.test.images.float() / 255
     with torch.no_grad():
         assert torch.equal(loaded.model(x), trained.model(x))
-    from shiftbench.hashing import file_sha256
+    from shiftbench.core.hashing import file_sha256
 
     assert loaded.sha256 == file_sha256(proj / "weights.pt") and loaded.info["trained_by"] == "user"
     with pytest.raises(UserError, match="model.checkpoint: cannot load .* into small_cnn"):

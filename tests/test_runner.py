@@ -3,12 +3,11 @@
 import json
 
 import pytest
-
-from shiftbench.runner import run_submissions
-from shiftbench.store import Store
-from shiftbench.submission import check_all
-
 from conftest import make_project, submission
+
+from shiftbench.run.runner import run_submissions
+from shiftbench.run.store import Store
+from shiftbench.run.submission import check_all
 
 EXPLODING = '''
 from shiftbench.methods import Method
@@ -62,7 +61,7 @@ class StopAfter:
         self.k = k
 
     def run(self, cells, device):
-        from shiftbench.executors import LocalExecutor
+        from shiftbench.run.executors import LocalExecutor
 
         for i, rec in enumerate(LocalExecutor(progress=False).run(cells, device)):
             if i == self.k:
@@ -122,7 +121,7 @@ def test_a_failing_method_fails_only_its_own_cells(tmp_path, monkeypatch):
 
 
 def test_result_file_carries_provenance_and_a_records_hash(project, tmp_path):
-    from shiftbench.hashing import config_hash
+    from shiftbench.core.hashing import config_hash
 
     run_submissions(checked_in(project), device="cpu", store=Store(tmp_path / "s"), results_root=tmp_path / "r",
                     progress=False)
@@ -141,7 +140,7 @@ def test_result_file_carries_provenance_and_a_records_hash(project, tmp_path):
 def test_git_commit_is_the_current_projects_even_after_another_in_the_same_process(tmp_path, monkeypatch):
     import subprocess
 
-    from shiftbench.provenance import git_commit
+    from shiftbench.run.provenance import git_commit
 
     tracked, untracked = tmp_path / "tracked", tmp_path / "untracked"
     for root in (tracked, untracked):

@@ -3,19 +3,19 @@
 import pytest
 import torch
 
+# Shifts with no randomness give the same output for every seed.
+from test_corruptions import DETERMINISTIC  # noqa: E402
+
 from shiftbench.data import load_dataset
 from shiftbench.shifts import all_shifts, apply_shifts, check_shift_spec
 from shiftbench.shifts.translation import crop_at, roll_each
-
-# Shifts with no randomness give the same output for every seed.
-from test_corruptions import DETERMINISTIC  # noqa: E402
 
 SEED_FREE = DETERMINISTIC | {"translate_grid"}  # translate_grid renders every offset
 
 
 def runs_with_defaults(name):
     """Shifts needing arguments (e.g. which -C file to read) are tested where their data is."""
-    from shiftbench.params import params_model
+    from shiftbench.core.params import params_model
 
     return all(not f.is_required() for f in params_model(all_shifts()[name].fn).model_fields.values())
 
@@ -124,7 +124,7 @@ def test_cyclic_translation_is_a_roll_of_the_window():
 
 
 def test_bad_shift_parameters_are_rejected_by_name():
-    from shiftbench.errors import UserError
+    from shiftbench.core.errors import UserError
 
     with pytest.raises(UserError, match="severity"):
         check_shift_spec({"shift": "gaussian_noise", "severity": 9})

@@ -23,8 +23,8 @@ ENTRIES = {"Source (no adaptation)": 0.70, "BN-adapt": 0.85, "TENT": 0.88, "alph
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from shiftbench.benchmark import load_benchmark
     from shiftbench.leaderboard import build_site
+    from shiftbench.run.benchmark import load_benchmark
 
     root = tmp_path_factory.mktemp("siteproj")
     (root / "benchmarks").mkdir()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import REPO, make_project, submission
 
-from shiftbench.cli import main
+from shiftbench.cli.main import main
 
 PLUGIN_BENCHMARK = """\
 name: plug

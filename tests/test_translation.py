@@ -8,20 +8,20 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 import torch
-
 from conftest import REPO
-from shiftbench.benchmark import load_benchmark
+
+from shiftbench.core.imageset import centre_crop
 from shiftbench.data import load_dataset
 from shiftbench.evaluate import compute_metrics, run_stream
-from shiftbench.evaluate.evaluator import source_logits
 from shiftbench.evaluate.metrics import translation_metrics
-from shiftbench.imageset import centre_crop
+from shiftbench.evaluate.stream import source_logits
 from shiftbench.leaderboard.plots_translation import plot_translation_tradeoff, translation_points
 from shiftbench.methods import Method, create_method
 from shiftbench.models import get_source_model
+from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.workspace import Workspace
 from shiftbench.shifts import apply_shifts
 from shiftbench.shifts.translation import crop_at, grid_offsets, ring_offsets
-from shiftbench.workspace import Workspace
 
 CPU = torch.device("cpu")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .common import from_nhwc
 from .location import require_data
 from .manifest import Manifest

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
-from ..imageset import ImageSet
+from ..core.errors import UserError
+from ..core.imageset import ImageSet
 from .registry import DatasetSplits
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
 

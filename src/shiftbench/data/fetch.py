@@ -26,8 +26,8 @@ from urllib.request import url2pathname
 
 from tqdm.auto import tqdm
 
-from ..errors import UserError
-from ..store import atomic_write_text
+from ..core.errors import UserError
+from ..run.store import atomic_write_text
 from .location import dataset_dir
 from .manifest import Manifest, ManifestFile
 

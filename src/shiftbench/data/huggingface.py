@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
-from ..paths import cache_dir
+from ..core.errors import UserError
+from ..core.paths import cache_dir
 from .common import hold_out_test, pil_to_chw, source_and_test, stack_images
 from .location import data_root, dataset_dir
 from .manifest import Manifest

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .common import hold_out_test, pil_to_chw, source_and_test, stack_images
 from .location import require_data
 from .manifest import Manifest

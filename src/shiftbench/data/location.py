@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import UserError
-from ..paths import cache_dir
+from ..core.errors import UserError
+from ..core.paths import cache_dir
 from .manifest import Manifest
 
 DATA_ENV = "SHIFTBENCH_DATA"

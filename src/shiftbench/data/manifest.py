@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import UserError
-from ..paths import project_root
+from ..core.errors import UserError
+from ..core.paths import project_root
 
 
 class ManifestFile(BaseModel):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .common import from_nhwc, shape_images, source_and_test
 from .location import require_data
 from .manifest import Manifest

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UserError
-from ..hashing import config_hash
-from ..imageset import ImageSet
+from ..core.errors import UserError
+from ..core.hashing import config_hash
+from ..core.imageset import ImageSet
 from .manifest import load_manifest
 
 

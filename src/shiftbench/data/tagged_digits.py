@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 from .digits import build_digit_images
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..hashing import config_hash
+from ..core.hashing import config_hash
 from ..shifts import FAMILIES
 
 CELL_COLUMNS = ["id", "entry", "benchmark", "scenario", "family", "seed", "status", "message", "seconds"]

@@ -16,15 +16,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..hashing import canonical_json
+from ..core.errors import UserError
+from ..core.hashing import canonical_json
 
 PROBLEM_KINDS = ("edited", "stale", "duplicate")
 
 
 def current_benchmark_hashes(names: set[str]) -> dict[str, str | None]:
     """Hash of each benchmark's current definition in this project; None where it cannot be loaded."""
-    from ..benchmark import load_benchmark
+    from ..run.benchmark import load_benchmark
 
     out: dict[str, str | None] = {}
     for name in sorted(names):
@@ -48,7 +48,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def header_mismatches(result: dict[str, Any]) -> list[str]:
     """Fields of the file's header that its records (or its file name) contradict."""
-    from ..runner import slug
+    from ..run.runner import slug
 
     wrong = []
     if "path" in result and "name" in result and Path(result["path"]).stem != slug(result["name"]):

@@ -28,7 +28,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .. import __version__
-from ..errors import UserError
+from ..core.errors import UserError
 from ..shifts import FAMILIES
 from . import plots
 from .aggregate import load_results, numeric_metrics, scenario_table, summary_table
@@ -273,7 +273,7 @@ def mark_best(rows: list[dict[str, Any]]) -> None:
 
 
 def _load_spec(bench: str):
-    from ..benchmark import load_benchmark
+    from ..run.benchmark import load_benchmark
 
     try:
         return load_benchmark(bench)

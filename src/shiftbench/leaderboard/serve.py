@@ -22,7 +22,7 @@ def serve(site_dir: Path, port: int = 8000) -> None:
     try:
         server = make_server(site_dir, port)
     except OSError as e:
-        from ..errors import UserError
+        from ..core.errors import UserError
 
         raise UserError(f"cannot listen on 127.0.0.1:{port} ({e.strerror}); choose another with --port", field="--port") from None
     host, bound = server.server_address[:2]

@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 
 
 @dataclass
@@ -61,7 +61,7 @@ class SourceContext:
         """
         if self.val_logits_fn is not None:
             return self.val_logits_fn()
-        from ..evaluate.evaluator import source_logits
+        from ..evaluate.stream import source_logits
 
         return source_logits(self.model, self.source_val, self.batch_size, self.device), self.source_val.labels.clone()
 

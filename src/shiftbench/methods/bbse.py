@@ -2,7 +2,7 @@
 
 import torch
 
-from ..labelshift import bbse_prior, confusion_matrix
+from .labelshift import bbse_prior, confusion_matrix
 from .prior_correction import Calibration, PriorCorrection, RunningMean
 from .registry import register_method
 

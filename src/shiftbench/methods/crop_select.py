@@ -34,7 +34,7 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from ..imageset import centre_crop
+from ..core.imageset import centre_crop
 from .base import Method
 from .registry import register_method
 

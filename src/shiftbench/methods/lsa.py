@@ -39,10 +39,10 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from ..labelshift import RunningPrior, adjust_logits, fit_calibrator
-from ..labelshift.adapter import install_delta_layers, set_deltas
-from ..labelshift.adapter_training import get_adapter
 from .base import Method
+from .labelshift import RunningPrior, adjust_logits, fit_calibrator
+from .labelshift.adapter import install_delta_layers, set_deltas
+from .labelshift.adapter_training import get_adapter
 from .prior_correction import Calibration
 from .registry import create_method, register_method
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..labelshift import RunningPrior
+from .labelshift import RunningPrior
 from .prior_correction import Calibration, PriorCorrection
 from .registry import register_method
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from ..labelshift import RunningPrior, adjust_logits, fit_calibrator
 from .base import Method
+from .labelshift import RunningPrior, adjust_logits, fit_calibrator
 from .prior_correction import Calibration
 from .registry import create_method, register_method
 

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import torch
 
-from ..hashing import tensor_sha256
-from ..labelshift import Calibrator, adjust_logits, fit_calibrator
+from ..core.hashing import tensor_sha256
 from .base import Method
+from .labelshift import Calibrator, adjust_logits, fit_calibrator
 
 Calibration = Literal["none", "ts", "bcts", "vs"]
 

@@ -9,8 +9,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..params import validate_params
+from ..core.errors import UserError
+from ..core.params import validate_params
 from .base import Method
 
 METHODS: dict[str, type[Method]] = {}

@@ -5,8 +5,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..labelshift import rlls_prior
 from .bbse import BBSE, prediction_rows
+from .labelshift import rlls_prior
 from .prior_correction import Calibration
 from .registry import register_method
 

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..hashing import config_hash, file_sha256
-from ..imageset import ImageSet
-from ..paths import cache_dir
-from ..store import atomic_write_bytes, atomic_write_text
-from .cnn import build_model
+from ..core.hashing import config_hash, file_sha256
+from ..core.imageset import ImageSet
+from ..core.paths import cache_dir
+from ..run.store import atomic_write_bytes, atomic_write_text
 from .recipes import get_recipe
+from .small_cnn import build_model
 
 
 @dataclass
@@ -71,8 +71,8 @@ def load_checkpoint(checkpoint: str, name: str, arch: dict[str, Any], train: Ima
                     device: torch.device) -> SourceModel:
     """A user's trained weights (a state_dict, or a dict holding one under 'state_dict'), relative paths
     taken from the project root."""
-    from ..errors import UserError
-    from ..paths import project_root
+    from ..core.errors import UserError
+    from ..core.paths import project_root
 
     path = Path(checkpoint).expanduser()
     path = path if path.is_absolute() else project_root() / path
@@ -100,7 +100,7 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def evaluate_accuracy(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256) -> float:
-    from ..evaluate.evaluator import source_logits
+    from ..evaluate.stream import source_logits
 
     if len(data) == 0:
         return 0.0

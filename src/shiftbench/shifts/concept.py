@@ -7,7 +7,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 from .registry import generator, register_shift
 
 Probability = Annotated[float, Field(ge=0, le=1)]

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Callable, Literal
 import torch
 from pydantic import Field
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 from .registry import generator, register_shift
 
 Severity = Annotated[int, Field(ge=1, le=5)]

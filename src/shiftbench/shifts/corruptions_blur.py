@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from .corruption import levels_to_uint8, on_uint8, register_corruption
-from .image_ops import clipped_zoom, correlate1d, correlate2d, gaussian_filter, local_shuffle, motion_blur as _motion
+from .image_ops import clipped_zoom, correlate1d, correlate2d, gaussian_filter, local_shuffle
+from .image_ops import motion_blur as _motion
 
 
 @functools.lru_cache(maxsize=16)

@@ -8,9 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import levels_to_uint8, on_uint8, register_corruption
-from .image_ops import (bicubic_upsample, box3, colour, correlate3x3, gaussian_filter, grey, motion_blur,
-                        next_power_of_two, plasma_fractal, small_gaussian_filter, uniform, zoom_centre_crop,
-                        zoom_crop_size)
+from .image_ops import (
+    bicubic_upsample,
+    box3,
+    colour,
+    correlate3x3,
+    gaussian_filter,
+    grey,
+    motion_blur,
+    next_power_of_two,
+    plasma_fractal,
+    small_gaussian_filter,
+    uniform,
+    zoom_centre_crop,
+    zoom_crop_size,
+)
 
 
 @register_corruption(

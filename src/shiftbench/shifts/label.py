@@ -13,7 +13,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 from .registry import generator, register_shift
 
 Positive = Annotated[float, Field(gt=0)]

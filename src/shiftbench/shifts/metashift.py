@@ -25,7 +25,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 from .registry import register_shift
 
 EDGE_THRESHOLD = 0.2

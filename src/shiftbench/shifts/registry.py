@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import UserError
-from ..imageset import ImageSet
-from ..params import validate_params
+from ..core.errors import UserError
+from ..core.imageset import ImageSet
+from ..core.params import validate_params
 
 FAMILIES = ("covariate", "label", "concept", "translation")
 

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from ..imageset import ImageSet
+from ..core.imageset import ImageSet
 from .registry import generator, register_shift
 
 Mode = Literal["realistic", "cyclic"]

@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 from typing import Any, Callable
 
-from ...errors import UserError
+from ...core.errors import UserError
 
 RECIPES: dict[str, Callable[..., dict[str, Any]]] = {}
 

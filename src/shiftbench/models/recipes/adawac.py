@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ...imageset import ImageSet
+from ...core.imageset import ImageSet
 from . import register_recipe
 from .erm import fit_sgd, random_crops
 

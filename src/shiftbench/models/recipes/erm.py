@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...imageset import ImageSet, centre_crop
+from ...core.imageset import ImageSet, centre_crop
 from . import register_recipe
 
 

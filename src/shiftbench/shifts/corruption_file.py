@@ -14,12 +14,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from ..errors import UserError
-from ..imageset import ImageSet
-from ..shifts.registry import register_shift
-from .common import shape_images
-from .location import require_data
-from .manifest import load_manifest
+from ..core.errors import UserError
+from ..core.imageset import ImageSet
+from ..data.common import shape_images
+from ..data.location import require_data
+from ..data.manifest import load_manifest
+from .registry import register_shift
 
 FILE_LOADERS = ("cifar_c", "mnist_c")
 
@@ -40,7 +40,7 @@ def corruption_file(data: ImageSet, *, seed: int,
     manifest = load_manifest(dataset)
     folder = require_data(manifest)
     if manifest.loader == "cifar_c":
-        from .cifar_c import check_corruption, read_cifar_c
+        from ..data.cifar_c import check_corruption, read_cifar_c
 
         check_corruption(manifest, corruption)
         if severity is None:
@@ -48,7 +48,7 @@ def corruption_file(data: ImageSet, *, seed: int,
         images, labels = read_cifar_c(folder, corruption, severity,
                                       int(manifest.params.get("rows_per_severity", 10_000)))
     else:
-        from .mnist_c import read_mnist_c
+        from ..data.mnist_c import read_mnist_c
 
         images, labels = read_mnist_c(folder, corruption, "test")
     if len(labels) != len(data) or not bool((labels == data.labels).all()):

@@ -12,12 +12,12 @@ from typing import Any
 
 import torch
 
+from ..core.hashing import seed_from
+from ..core.imageset import ImageSet
+from ..data import DatasetSplits, load_dataset
+from ..models import SourceModel, get_source_model
+from ..shifts import apply_shifts
 from .benchmark import Benchmark, ScenarioSpec
-from .data import DatasetSplits, load_dataset
-from .hashing import seed_from
-from .imageset import ImageSet
-from .models import SourceModel, get_source_model
-from .shifts import apply_shifts
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Workspace:
 
     def base_logits(self, bench: Benchmark, scenario: ScenarioSpec, seed: int, model: SourceModel) -> list[torch.Tensor]:
         """Source-model logits per segment, shared by all logit-only methods of a scenario."""
-        from .evaluate.evaluator import source_logits
+        from ..evaluate.stream import source_logits
 
         key = (bench.name, bench.content_hash(), scenario.name, seed, model.sha256)
         return self.logits.remember(key, lambda: [
@@ -134,7 +134,7 @@ class Workspace:
     def val_logits(self, bench: Benchmark, scenario: ScenarioSpec, seed: int,
                    model: SourceModel) -> tuple[torch.Tensor, torch.Tensor]:
         """Source-model logits and labels on the held-out source split, shared by every cell on that model."""
-        from .evaluate.evaluator import source_logits
+        from ..evaluate.stream import source_logits
 
         key = ("val", bench.name, _freeze(scenario.train_shifts), seed, model.sha256)
 

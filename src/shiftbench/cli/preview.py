@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from ..core.errors import UserError
 
 FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -30,7 +30,7 @@ def strip(images: torch.Tensor, gap: int = 2) -> torch.Tensor:
 
 def corruption_grid(data, names: list[str], seed: int = 0) -> list[tuple[str, list[torch.Tensor]]]:
     """[(name, [clean strip, severity 1..5 strips])] for an ImageSet of a few images."""
-    from .shifts import get_shift
+    from ..shifts import get_shift
 
     clean = strip(data.model_view().images)
     rows = []
@@ -56,10 +56,10 @@ def tile(rows, gap: int = 6) -> tuple[torch.Tensor, list[float], list[float]]:
 def draw_preview(benchmark: str, out: Path, n: int = 4, seed: int = 0) -> Path:
     from matplotlib.figure import Figure
 
-    from .benchmark import load_benchmark
-    from .data import load_dataset
-    from .shifts import all_shifts
-    from .shifts.corruption import CORRUPTIONS
+    from ..data import load_dataset
+    from ..run.benchmark import load_benchmark
+    from ..shifts import all_shifts
+    from ..shifts.corruption import CORRUPTIONS
 
     if n < 1 or n > 32:
         raise UserError(f"--n must be between 1 and 32, got {n}", field="--n")

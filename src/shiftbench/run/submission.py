@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..core.config import parse_model, read_yaml
+from ..core.errors import UserError
+from ..core.paths import project_root
+from ..methods import check_method
 from .benchmark import Benchmark, load_benchmark
-from .config import parse_model, read_yaml
-from .errors import UserError
-from .methods import check_method
-from .paths import project_root
 
 
 class Submission(BaseModel):
@@ -50,7 +50,7 @@ def check_submission(path: Path) -> CheckedSubmission:
     params = check_method(sub.method, sub.params, source=source)
     bench = load_benchmark(sub.benchmark, referrer=source)
     if sub.training is not None:
-        from .models.recipes import get_recipe, load_builtin_recipes
+        from ..models.recipes import get_recipe, load_builtin_recipes
 
         load_builtin_recipes()
         try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .errors import UserError
-from .paths import project_root
+from ..core.errors import UserError
+from ..core.paths import project_root
 
 
 def _site_dir(args) -> Path:
@@ -14,13 +14,13 @@ def _site_dir(args) -> Path:
 
 
 def _results_dir(args) -> Path:
-    from .runner import results_dir
+    from ..run.runner import results_dir
 
     return args.results or results_dir()
 
 
 def _executor(args):
-    from .executors import make_executor
+    from ..run.executors import make_executor
 
     if args.executor == "local":
         return None
@@ -29,9 +29,9 @@ def _executor(args):
 
 
 def _evaluate(checked, args) -> int:
-    from .leaderboard import build_site, load_annotated, summary_table
-    from .runner import run_submissions
-    from .store import Store
+    from ..leaderboard import build_site, load_annotated, summary_table
+    from ..run.runner import run_submissions
+    from ..run.store import Store
 
     report = run_submissions(checked, device=args.device, store=Store(args.store), results_root=_results_dir(args),
                              force=args.force, retry_failed=args.retry_failed, executor=_executor(args),
@@ -48,7 +48,7 @@ def _evaluate(checked, args) -> int:
 def format_summary(summary) -> str:
     import pandas as pd
 
-    from .shifts import FAMILIES
+    from ..shifts import FAMILIES
 
     table = summary[["rank", "entry", "benchmark", "score", *FAMILIES, "clean", "failed", "status"]].copy()
     for col in ("score", *FAMILIES, "clean"):
@@ -58,7 +58,7 @@ def format_summary(summary) -> str:
 
 
 def cmd_run(args) -> int:
-    from .submission import check_all, submissions_dir
+    from ..run.submission import check_all, submissions_dir
 
     folder = args.submissions or submissions_dir()
     files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
@@ -73,7 +73,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from .submission import check_all, submissions_dir
+    from ..run.submission import check_all, submissions_dir
 
     checked = check_all([args.file])
     others = [p for p in sorted(submissions_dir().glob("*.yaml")) if p.resolve() != args.file.resolve()]
@@ -96,8 +96,8 @@ def _check_name_free(checked, others) -> None:
 
 def cmd_validate(args) -> int:
     """Check each file without running it; every problem is printed as one line; exit 2 if any."""
-    from .config import all_problems, read_yaml
-    from .submission import Submission, check_submission, submissions_dir
+    from ..core.config import all_problems, read_yaml
+    from ..run.submission import Submission, check_submission, submissions_dir
 
     bad = 0
     for f in args.files:
@@ -120,10 +120,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from .leaderboard import build_site, load_annotated, summary_table
+    from ..leaderboard import build_site, load_annotated, summary_table
 
     if args.format in ("md", "tex"):
-        from .leaderboard.export import to_latex, to_markdown
+        from ..leaderboard.export import to_latex, to_markdown
 
         summary = summary_table(load_annotated(_results_dir(args)))
         print((to_markdown if args.format == "md" else to_latex)(summary), end="")
@@ -134,7 +134,7 @@ def cmd_leaderboard(args) -> int:
         print(format_summary(summary))
     print(f"leaderboard: {page}")
     if args.serve:
-        from .leaderboard.serve import serve
+        from ..leaderboard.serve import serve
 
         serve(page.parent, args.port)
     return 0
@@ -143,8 +143,8 @@ def cmd_leaderboard(args) -> int:
 def cmd_methods(args) -> int:
     import inspect
 
-    from .methods import all_methods
-    from .params import describe_params
+    from ..core.params import describe_params
+    from ..methods import all_methods
 
     for name, cls in all_methods().items():
         if not inspect.isclass(cls):
@@ -159,9 +159,9 @@ def cmd_methods(args) -> int:
 
 
 def cmd_shifts(args) -> int:
-    from . import data  # noqa: F401  (data/corrupted_files.py registers corruption_file)
-    from .params import describe_params
-    from .shifts import FAMILIES, all_shifts
+    from .. import data  # noqa: F401  (data/corrupted_files.py registers corruption_file)
+    from ..core.params import describe_params
+    from ..shifts import FAMILIES, all_shifts
 
     if getattr(args, "shifts_command", None) == "preview":
         from .preview import draw_preview
@@ -179,8 +179,8 @@ def cmd_shifts(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import all_manifests, data_root, find_data, load_dataset, load_manifest
-    from .data.fetch import fetch, verify
+    from ..data import all_manifests, data_root, find_data, load_dataset, load_manifest
+    from ..data.fetch import fetch, verify
 
     data_dir = getattr(args, "data_dir", None)
     if args.data_command == "list" or args.data_command is None:

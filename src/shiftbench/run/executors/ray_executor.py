@@ -29,9 +29,9 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
+from ...core.errors import UserError
+from ...core.paths import cache_dir, project_root
 from ..cell import Cell, execute_cell
-from ..errors import UserError
-from ..paths import cache_dir, project_root
 from ..provenance import software
 from ..workspace import Workspace
 
@@ -187,7 +187,7 @@ _checked_checkpoints: set[tuple[str, str]] = set()
 
 def _run_cells(cells: list[Cell], project: str, device: str, threads: int,
                checkpoint: tuple[str, str, Any]) -> list[dict[str, Any]]:
-    from ..allocator import keep_freed_memory
+    from ...core.allocator import keep_freed_memory
     from ..provenance import resolve_device
 
     keep_freed_memory()
@@ -215,7 +215,7 @@ def _enter_project(project: str) -> None:
 
 def _install_checkpoint(key: str, sha256: str, blob_ref) -> None:
     """Make sure this worker's cache holds the checkpoint the driver planned with (fetched only if missing)."""
-    from ..hashing import file_sha256
+    from ...core.hashing import file_sha256
     from ..store import atomic_write_bytes
 
     ckpt = cache_dir() / "models" / f"{key}.pt"

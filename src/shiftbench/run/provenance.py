@@ -8,8 +8,8 @@ from functools import lru_cache
 
 import torch
 
-from . import __version__
-from .paths import project_root
+from .. import __version__
+from ..core.paths import project_root
 
 
 def git_commit() -> str | None:
@@ -71,7 +71,7 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cuda" and not torch.cuda.is_available():
-        from .errors import UserError
+        from ..core.errors import UserError
 
         raise UserError("--device cuda: no CUDA device is available; use --device auto or cpu")
     return torch.device(spec)

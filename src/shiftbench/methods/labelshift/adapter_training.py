@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hashing import config_hash
-from ..imageset import ImageSet
-from ..paths import cache_dir
-from .adjust import adjust_logits
+from ...core.hashing import config_hash
+from ...core.imageset import ImageSet
+from ...core.paths import cache_dir
 from .adapter import PRIOR_EPS, PriorAdapter, delta_sizes, install_delta_layers, set_deltas
+from .adjust import adjust_logits
 
 _memo: dict[str, PriorAdapter] = {}
 
@@ -39,7 +39,7 @@ def adapter_key(model_sha256: str, train: ImageSet, source_prior: torch.Tensor, 
 def get_adapter(model: nn.Module, model_sha256: str, train: ImageSet, source_prior: torch.Tensor,
                 recipe: dict[str, Any], device: torch.device) -> tuple[PriorAdapter, dict[str, Any]]:
     """The cached adapter for this (model, data, recipe), trained first if missing."""
-    from ..models.train import save_state_dict
+    from ...models.train import save_state_dict
 
     key = adapter_key(model_sha256, train, source_prior, recipe)
     path = cache_dir() / "adapters" / f"{key}.pt"
@@ -64,8 +64,8 @@ def class_pools(labels: torch.Tensor, k: int) -> list[torch.Tensor]:
 def train_adapter(adapter: PriorAdapter, source_model: nn.Module, train: ImageSet, *, device: torch.device,
                   normalization: str, steps: int, batch_size: int, alphas: list[float], lr: float, seed: int,
                   bn_layers: int, hidden: int, bayes_adjust: bool = False) -> dict[str, Any]:
-    from ..methods.bn_adapt import use_batch_statistics
-    from ..models.recipes.erm import random_crops
+    from ...models.recipes.erm import random_crops
+    from ..bn_adapt import use_batch_statistics
 
     start = time.perf_counter()
     g = torch.Generator().manual_seed(seed)

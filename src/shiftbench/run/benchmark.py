@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import data  # noqa: F401  (registers the dataset loaders and the corruption_file shift)
-from .config import parse_model, read_yaml
-from .errors import UserError
-from .hashing import config_hash
-from .paths import project_root
-from .shifts import FAMILIES, check_shift_spec
+from .. import data  # noqa: F401  (registers the dataset loaders and the corruption_file shift)
+from ..core.config import parse_model, read_yaml
+from ..core.errors import UserError
+from ..core.hashing import config_hash
+from ..core.paths import project_root
+from ..shifts import FAMILIES, check_shift_spec
 
 SCENARIO_FAMILIES = ("clean",) + FAMILIES
 
@@ -42,7 +42,7 @@ class ScenarioSpec(BaseModel):
     unless_data: list[str] = Field(default_factory=list, description="datasets whose presence drops this scenario")
 
     def wanted(self) -> bool:
-        from .data import data_present
+        from ..data import data_present
 
         return all(map(data_present, self.requires_data)) and not (
             self.unless_data and all(map(data_present, self.unless_data)))

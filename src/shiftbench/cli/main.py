@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import UserError
+from .. import __version__
+from ..core.errors import UserError
 
 
 def _common_paths(p: argparse.ArgumentParser) -> None:
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["SHIFTBENCH_DATA"] = str(args.data_dir)
     try:
+        from ..core.allocator import keep_freed_memory
         from . import commands
-        from .allocator import keep_freed_memory
 
         keep_freed_memory()
         return getattr(commands, f"cmd_{args.command}")(args)

@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
+from ..core.hashing import config_hash
+from ..evaluate import compute_metrics, run_stream
+from ..evaluate.metrics import prior_estimation_error, true_prior
+from ..methods import SourceContext, create_method
 from .benchmark import load_benchmark
-from .evaluate import compute_metrics, run_stream
-from .evaluate.metrics import prior_estimation_error, true_prior
-from .hashing import config_hash
-from .methods import SourceContext, create_method
 from .provenance import device_name, software
 from .workspace import Workspace
 

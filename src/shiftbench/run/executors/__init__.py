@@ -15,7 +15,7 @@ def make_executor(name: str, **options) -> Executor:
         from .ray_executor import RayExecutor
 
         return RayExecutor(**options)
-    from ..errors import UserError
+    from ...core.errors import UserError
 
     raise UserError(f"unknown executor '{name}'; allowed: {', '.join(EXECUTORS)}", field="--executor")
 

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import torch
 
-from ..imageset import ImageSet, centre_crop
+from ..core.imageset import ImageSet, centre_crop
 from ..methods.base import Method
 
 PROTOCOLS = ("episodic", "per_scenario", "continual")

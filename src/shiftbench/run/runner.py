@@ -7,11 +7,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
+from .. import __version__
+from ..core.hashing import canonical_json, config_hash
+from ..core.paths import project_root
+from ..methods import resolve_method
 from .cell import Cell
-from .hashing import canonical_json, config_hash
-from .methods import resolve_method
-from .paths import project_root
 from .provenance import code_fingerprint, resolve_device
 from .store import Store, atomic_write_text
 from .submission import CheckedSubmission

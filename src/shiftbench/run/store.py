@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .paths import cache_dir
+from ..core.paths import cache_dir
 
 
 def atomic_write_text(path: Path, text: str) -> None:

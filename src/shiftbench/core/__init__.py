@@ -1,0 +1,1 @@
+"""What every stage stands on: errors, hashing, parameter checks, paths, config files, ImageSet."""

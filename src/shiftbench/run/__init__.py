@@ -1,0 +1,1 @@
+"""Benchmark + submission -> cells -> executor -> store: planning and running the grid."""
