@@ -15,10 +15,11 @@ import time
 
 import torch
 
+from shiftbench.core.device import resolve_device
 from shiftbench.evaluate import compute_metrics, run_stream
-from shiftbench.methods import SourceContext, create_method
+from shiftbench.methods import create_method
 from shiftbench.run.benchmark import load_benchmark
-from shiftbench.run.provenance import resolve_device
+from shiftbench.run.plan import scenario_cell
 from shiftbench.run.workspace import Workspace
 
 
@@ -49,10 +50,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     bench = load_benchmark(args.benchmark)
-    scenario = bench.scenario(args.scenario)
+    cell = scenario_cell(bench, args.scenario, method=args.method)
     ws = Workspace(device, progress=True)
-    source = ws.model(bench, scenario, None, 0)
-    segments = ws.segments(bench, scenario, 0)
+    source = ws.model(cell)
+    segments = ws.stream(cell)
     images = [s.model_view().images.to(device) for s in segments]  # what the model sees: the centred window
     bs = bench.batch_size
 
@@ -66,9 +67,7 @@ def main() -> None:
 
     def evaluator():
         method = create_method(args.method)
-        ctx = SourceContext(source_val=segments[0], source_prior=torch.full((10,), 0.1), device=device, seed=0,
-                            model=source.model)
-        method.setup(copy.deepcopy(source.model), ctx)
+        method.setup(copy.deepcopy(source.model), ws.source(cell, source))
         logits = run_stream(method, segments, "per_scenario", bs, device)
         for seg, lg in zip(segments, logits):
             compute_metrics(lg, seg.labels, groups=seg.groups, source_index=seg.source_index)

@@ -14,8 +14,9 @@ import argparse
 import torch
 
 from shiftbench.core.hashing import seed_from
-from shiftbench.evaluate.stream import source_logits
+from shiftbench.models.forward import forward
 from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.plan import scenario_cell
 from shiftbench.run.workspace import Workspace
 from shiftbench.shifts import all_shifts, get_shift
 from shiftbench.shifts.corruption import CORRUPTIONS
@@ -32,12 +33,12 @@ def main() -> None:
     bench = load_benchmark(args.benchmark)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ws = Workspace(device, progress=False)
-    model = ws.model(bench, bench.scenarios[0], None, args.seed).model.to(device)
-    test = ws.dataset(bench).test
+    model = ws.model(scenario_cell(bench, bench.scenarios[0].name, seed=args.seed)).model.to(device)
+    test = ws.dataset(bench.dataset).test
 
     def accuracy(data) -> float:
         view = data.model_view()
-        logits = source_logits(model, view, 512, device)
+        logits = forward(model, view, 512, device)
         return (logits.argmax(1) == view.labels).float().mean().item()
 
     print(f"{bench.name}: {len(test)} test images, source model seed {args.seed}")

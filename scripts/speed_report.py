@@ -81,39 +81,36 @@ def timed_run(root: Path, grid: str, executor=None) -> tuple[float, int]:
 
 
 def evaluator_overhead(root: Path, repeats: int) -> tuple[float, float, float]:
-    """Median over repeats of (bare loop s, run_stream s, execute_cell s) on the same model and batches."""
+    """Median over repeats of (bare loop s, run_stream s, compute_cell s) on the same model and batches."""
     import torch
 
-    from shiftbench.evaluate.stream import batches, run_stream, to_float
-    from shiftbench.methods import SourceContext, create_method
-    from shiftbench.run.benchmark import load_benchmark
-    from shiftbench.run.cell import execute_cell
-    from shiftbench.run.runner import attach_checkpoints, expand
+    from shiftbench.evaluate.stream import run_stream
+    from shiftbench.methods import create_method
+    from shiftbench.models.forward import batches, to_float
+    from shiftbench.run.compute import compute_cell
+    from shiftbench.run.plan import plan
     from shiftbench.run.workspace import Workspace
 
     checked = submissions(root, "grid-1x")
     source = next(c for c in checked if c.submission.method == "source")
     ws = Workspace(torch.device("cpu"), progress=False)
-    cell = attach_checkpoints(expand(source), checked, ws)[0]
-    bench = load_benchmark(cell.benchmark)
-    scenario = bench.scenario(cell.scenario)
-    model = ws.model(bench, scenario, None, 0).model
-    segments = ws.segments(bench, scenario, 0)
+    cell = plan([source], ws)[source.path][0]
+    model = ws.model(cell).model
+    segments = ws.stream(cell)
     images = segments[0].model_view().images  # what the model sees: the centred window
 
     @torch.no_grad()
     def bare():
-        for s in batches(len(images), bench.batch_size):
+        for s in batches(len(images), cell.batch_size):
             model(to_float(images[s]))
 
     method = create_method("source")
-    method.setup(model, SourceContext(source_val=segments[0], source_prior=torch.ones(10) / 10,
-                                      device=torch.device("cpu"), seed=0, model=model))
+    method.setup(model, ws.source(cell, ws.model(cell)))
     times = {"bare": [], "stream": [], "cell": []}
     for _ in range(repeats):  # interleaved, so load changes hit all three alike
         for name, fn in (("bare", bare), ("stream", lambda: run_stream(method, segments, "per_scenario",
-                                                                        bench.batch_size, torch.device("cpu"))),
-                         ("cell", lambda: execute_cell(cell, ws))):
+                                                                        cell.batch_size, torch.device("cpu"))),
+                         ("cell", lambda: compute_cell(cell, ws))):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

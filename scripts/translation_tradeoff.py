@@ -17,11 +17,12 @@ import time
 import pandas as pd
 import torch
 
+from shiftbench.core.device import resolve_device
 from shiftbench.evaluate import compute_metrics, run_stream
 from shiftbench.leaderboard.plots_translation import plot_translation_tradeoff
-from shiftbench.methods import SourceContext, create_method
+from shiftbench.methods import create_method
 from shiftbench.run.benchmark import load_benchmark
-from shiftbench.run.provenance import resolve_device
+from shiftbench.run.plan import scenario_cell
 from shiftbench.run.workspace import Workspace
 
 
@@ -41,12 +42,10 @@ def main() -> None:
     entries = [("source", "source", {})] + [(f"crop_select m={m}", "crop_select", {"margin": m}) for m in args.margins]
     rows = []
     for name in args.scenarios:
-        scenario = bench.scenario(name)
-        model = ws.model(bench, scenario, None, args.seed)
-        segments = ws.segments(bench, scenario, args.seed)
-        context = SourceContext(source_val=ws.train_split(bench, scenario, "source_val", args.seed),
-                                source_prior=ws.train_split(bench, scenario, "source_train", args.seed).class_prior(),
-                                device=ws.device, seed=args.seed, model=model.model)
+        cell = scenario_cell(bench, name, seed=args.seed)
+        model = ws.model(cell)
+        segments = ws.stream(cell)
+        context = ws.source(cell, model)
         for label, method_name, params in entries:
             start = time.perf_counter()
             method = create_method(method_name, params)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftbench.core.hashing import config_hash
-from shiftbench.run.runner import result_path
+from shiftbench.run.results import result_path
 
 SITE_BENCHMARK = """\
 name: synth
@@ -28,6 +28,16 @@ scenarios:
   - {name: relabel, family: concept, shifts: [{shift: relabel_subpopulation, mass: 0.5}]}
   - {name: translate-d1, family: translation, shifts: [{shift: translate, distance: 1}]}
 """
+
+def site_project(root: Path) -> None:
+    """A project folder holding the synthetic benchmark (and the data manifests it names)."""
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data_manifests", root / "data_manifests")
+    (root / "benchmarks").mkdir()
+    (root / "leaderboard").mkdir()
+    (root / "benchmarks" / "synth.yaml").write_text(SITE_BENCHMARK)
+
 
 SCENARIOS = {"clean": ("clean", 0), "gaussian_noise-s1": ("covariate", 1), "gaussian_noise-s3": ("covariate", 3),
              "gaussian_noise-s5": ("covariate", 5), "contrast-s1": ("covariate", 1), "contrast-s3": ("covariate", 3),

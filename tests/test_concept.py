@@ -209,7 +209,8 @@ def test_training_recipe_is_chosen_per_submission(tmp_path, monkeypatch):
     subs = sorted((root / "leaderboard" / "submissions").glob("*.yaml"))
     report = run_submissions(check_all(subs), device="cpu", progress=False, results_root=tmp_path / "results")
     recs = {json.loads(p.read_text())["name"]: json.loads(p.read_text())["records"][0] for p in report.result_files}
-    assert recs["DRO"]["cell"]["training"]["name"] == "groupdro" and recs["ERM"]["cell"]["training"] is None
+    assert recs["DRO"]["cell"]["training"]["name"] == "groupdro" and recs["DRO"]["cell"]["training"]["eta"] == 0.1
+    assert recs["ERM"]["cell"]["training"]["name"] == "erm"  # the benchmark's own recipe, defaults filled
     assert recs["DRO"]["provenance"]["model_key"] != recs["ERM"]["provenance"]["model_key"]
     assert {"worst_group_accuracy", "group_average_accuracy"} <= set(recs["DRO"]["metrics"])
     (root / "leaderboard" / "submissions" / "bad.yaml").write_text(

@@ -30,7 +30,7 @@ from shiftbench.methods.labelshift import (
 )
 from shiftbench.methods.labelshift.adapter import PriorAdapter, delta_sizes, install_delta_layers, set_deltas
 from shiftbench.methods.labelshift.adapter_training import get_adapter
-from shiftbench.models.small_cnn import SmallCNN
+from shiftbench.models.architectures.small_cnn import SmallCNN
 from shiftbench.shifts.label import label_correlated_order, minority_classes, tweak_one
 
 K, N = 5, 10_000
@@ -261,8 +261,8 @@ def context_for(model, n_val: int = 200, seed: int = 0) -> tuple[SourceContext, 
                    torch.arange(10).repeat(n_val // 10), classes)
     test = ImageSet(torch.randint(0, 256, (150, 1, 12, 12), dtype=torch.uint8, generator=g),
                     torch.randint(0, 10, (150,), generator=g), classes)
-    ctx = SourceContext(val, val.class_prior(), torch.device("cpu"), 0, model, batch_size=64, source_train=val,
-                        model_sha256="test", target_priors=[(len(test), test.class_prior())])
+    ctx = SourceContext(model=model, val=val, prior=val.class_prior(), device=torch.device("cpu"), seed=0,
+                        batch_size=64, train=val, model_sha256="test", target_priors=[(len(test), test.class_prior())])
     return ctx, [test]
 
 
@@ -271,9 +271,9 @@ def evaluate(spec: str, params: dict, model, protocol: str = "per_scenario") -> 
     method = create_method(spec, params)
     base = None
     if method.logit_only:
-        from shiftbench.evaluate.stream import source_logits
+        from shiftbench.models.forward import forward
 
-        base = [source_logits(model, s, 64, ctx.device) for s in segments]
+        base = [forward(model, s, 64, ctx.device) for s in segments]
     method.setup(model if method.logit_only else copy.deepcopy(model), ctx)
     return torch.cat(run_stream(method, segments, protocol, 32, ctx.device, base)), method
 
@@ -289,10 +289,10 @@ def test_oracle_prior_is_the_bayes_correction_with_the_true_prior():
     model = tiny_model(3)
     ctx, segments = context_for(model)
     logits, method = evaluate("oracle_prior", {"calibration": "none"}, model)
-    from shiftbench.evaluate.stream import source_logits
+    from shiftbench.models.forward import forward
 
-    raw = source_logits(model, segments[0], 64, ctx.device)
-    torch.testing.assert_close(logits, adjust_logits(raw, segments[0].class_prior(), ctx.source_prior))
+    raw = forward(model, segments[0], 64, ctx.device)
+    torch.testing.assert_close(logits, adjust_logits(raw, segments[0].class_prior(), ctx.prior))
     assert method.oracle and method.describe()["prior_estimate"] == pytest.approx(segments[0].class_prior().tolist())
 
 

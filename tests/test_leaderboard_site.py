@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from synthetic_results import SCENARIOS, SITE_BENCHMARK, accuracies, write_result
+from synthetic_results import SCENARIOS, SITE_BENCHMARK, accuracies, site_project, write_result
 
 from shiftbench.cli.main import main
 from shiftbench.core.errors import UserError
@@ -25,9 +25,7 @@ def synth(tmp_path, monkeypatch):
     """A project with the synthetic benchmark; returns (results folder, current benchmark hash)."""
     from shiftbench.run.benchmark import load_benchmark
 
-    (tmp_path / "benchmarks").mkdir()
-    (tmp_path / "leaderboard").mkdir()
-    (tmp_path / "benchmarks" / "synth.yaml").write_text(SITE_BENCHMARK)
+    site_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path / "leaderboard" / "results", load_benchmark("synth").content_hash()
 

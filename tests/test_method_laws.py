@@ -9,7 +9,7 @@ from torch import nn
 from shiftbench.core.imageset import ImageSet
 from shiftbench.methods import SourceContext, create_method
 from shiftbench.methods.tent import entropy
-from shiftbench.models.small_cnn import SmallCNN
+from shiftbench.models.architectures.small_cnn import SmallCNN
 
 
 def model_with_source_stats(seed=0):
@@ -26,7 +26,7 @@ def model_with_source_stats(seed=0):
 
 def context(model):
     data = ImageSet(torch.zeros(4, 3, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64), tuple("0123456789"))
-    return SourceContext(source_val=data, source_prior=torch.full((10,), 0.1), device=torch.device("cpu"), seed=0, model=model)
+    return SourceContext(model=model, val=data, prior=torch.full((10,), 0.1), device=torch.device("cpu"), seed=0)
 
 
 def predict(name, params, model, x):

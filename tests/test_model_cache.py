@@ -7,7 +7,7 @@ import torch
 from shiftbench.core.paths import cache_dir
 from shiftbench.data import load_dataset
 from shiftbench.models import get_source_model
-from shiftbench.models.recipes import RECIPES, load_builtin_recipes
+from shiftbench.models.recipes import RECIPES
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):
@@ -23,15 +23,14 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 
 def test_model_is_trained_once_and_keyed_by_what_decides_it(monkeypatch, tmp_path):
     monkeypatch.setenv("SHIFTBENCH_CACHE", str(tmp_path / "cache"))
-    load_builtin_recipes()
     calls = []
-    erm = RECIPES["erm"]
+    erm = RECIPES.get("erm")
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("seed"))
         return erm(*args, **kwargs)
 
-    monkeypatch.setitem(RECIPES, "erm", counting)
+    monkeypatch.setitem(RECIPES._entries, "erm", counting)
     d = load_dataset("digits")
     train = d.source_train.subset(torch.arange(200))
     arch = {"arch": "small_cnn", "width": 4}
@@ -49,6 +48,24 @@ def test_model_is_trained_once_and_keyed_by_what_decides_it(monkeypatch, tmp_pat
     f = get_source_model(train.subset(torch.arange(100)), d.source_val, arch, recipe, 0, torch.device("cpu"), progress=False)
     assert len({a.key, c.key, e.key, f.key}) == 4
     assert calls == [0, 1, 0, 0]
+
+
+def test_editing_the_recipe_or_architecture_code_retrains(monkeypatch):
+    """The model key holds the code of the recipe and architecture: an edit never reuses old weights."""
+    from shiftbench.core import code_identity
+    from shiftbench.models.train import model_key
+
+    train = load_dataset("digits").source_train.subset(torch.arange(50))
+    arch, recipe = {"arch": "small_cnn", "width": 4}, {"name": "erm", "epochs": 1}
+    before = model_key(train, arch, recipe, 0)
+    real = code_identity.source_bytes
+    for edited in ("models/recipes/erm.py", "models/architectures/small_cnn.py"):
+        monkeypatch.setattr(code_identity, "source_bytes",
+                            lambda path, e=edited: real(path) + (b"# edit" if path.as_posix().endswith(e) else b""))
+        assert model_key(train, arch, recipe, 0) != before, edited
+    monkeypatch.setattr(code_identity, "source_bytes",
+                        lambda path: real(path) + (b"# edit" if path.name == "tent.py" else b""))
+    assert model_key(train, arch, recipe, 0) == before  # a method's code does not decide the weights
 
 
 def test_digits_data_matches_its_manifest_hash():

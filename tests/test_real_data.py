@@ -271,7 +271,8 @@ def test_benchmarks_validate_without_data_and_switch_to_files_when_present(proj)
     file_names = [s.name for s in with_files.scenarios]
     assert len([n for n in file_names if n.startswith("cifar10c-file-")]) == 16  # 15 corruptions + the sequence
     assert not any(n.startswith("generated-") for n in file_names)
-    assert with_files.content_hash() != c10.content_hash()
+    # the benchmark's identity is its definition, not which datasets happen to be on disk
+    assert with_files.content_hash() == c10.content_hash()
 
 
 def test_running_a_benchmark_without_its_data_says_how_to_fetch_it(proj, capsys):
@@ -331,7 +332,7 @@ def test_tiny_cifar_runs_end_to_end_and_a_checkpoint_replaces_training(proj, tmp
     splits = load_dataset("cifar10")
     trained = get_source_model(splits.source_train, splits.source_val, {"arch": "small_cnn", "width": 4},
                                {"name": "erm", "epochs": 1, "batch_size": 8}, 0, torch.device("cpu"), False)
-    torch.save(trained.model.state_dict(), proj / "weights.pt")
+    torch.save(trained.model.net.state_dict(), proj / "weights.pt")
     loaded = get_source_model(splits.source_train, splits.source_val,
                               {"arch": "small_cnn", "width": 4, "checkpoint": "weights.pt"}, {"name": "erm"}, 0,
                               torch.device("cpu"), False)

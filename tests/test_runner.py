@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import make_project, submission
 
+from shiftbench.run.benchmark import load_benchmark
 from shiftbench.run.runner import run_submissions
 from shiftbench.run.store import Store
 from shiftbench.run.submission import check_all
@@ -131,8 +132,9 @@ def test_result_file_carries_provenance_and_a_records_hash(project, tmp_path):
     assert body["records_sha256"] == config_hash(body["records"], length=64)
     prov = body["records"][0]["provenance"]
     for field in ("shiftbench_version", "torch_version", "device", "config_hash", "data_sha256", "checkpoint_sha256",
-                  "git_commit", "benchmark_hash"):
+                  "git_commit"):
         assert field in prov
+    assert body["benchmark_hash"] == load_benchmark("tiny").content_hash()
     assert body["records"][0]["seconds"] > 0
     assert len(prov["checkpoint_sha256"]) == 64
 

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from synthetic_results import SITE_BENCHMARK, write_result
+from synthetic_results import site_project, write_result
 
 pytestmark = pytest.mark.browser
 
@@ -27,9 +27,7 @@ def site(tmp_path_factory):
     from shiftbench.run.benchmark import load_benchmark
 
     root = tmp_path_factory.mktemp("siteproj")
-    (root / "benchmarks").mkdir()
-    (root / "leaderboard").mkdir()
-    (root / "benchmarks" / "synth.yaml").write_text(SITE_BENCHMARK)
+    site_project(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         current = load_benchmark("synth").content_hash()

@@ -14,11 +14,12 @@ from shiftbench.core.imageset import centre_crop
 from shiftbench.data import load_dataset
 from shiftbench.evaluate import compute_metrics, run_stream
 from shiftbench.evaluate.metrics import translation_metrics
-from shiftbench.evaluate.stream import source_logits
 from shiftbench.leaderboard.plots_translation import plot_translation_tradeoff, translation_points
 from shiftbench.methods import Method, create_method
 from shiftbench.models import get_source_model
+from shiftbench.models.forward import forward
 from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.plan import scenario_cell
 from shiftbench.run.workspace import Workspace
 from shiftbench.shifts import apply_shifts
 from shiftbench.shifts.translation import crop_at, grid_offsets, ring_offsets
@@ -120,14 +121,14 @@ def test_evaluator_crops_unless_the_method_sees_the_full_image(digits, tiny_mode
     if full:
         assert rec.windows == [seg.window] * len(rec.windows)
     # cached source logits (for logit-only methods) see the same centred window as ordinary methods
-    base = source_logits(tiny_model, seg, 512, CPU)
+    base = forward(tiny_model, seg, 512, CPU)
     with torch.no_grad():
         assert torch.allclose(base, tiny_model(centre_crop(seg.images, seg.window).float() / 255), atol=1e-5)
 
 
 def test_workspace_segments_keep_the_full_images():
     bench = load_benchmark(REPO / "benchmarks" / "digits.yaml")
-    seg = Workspace(CPU, progress=False).segments(bench, bench.scenario("translate-realistic-d1"), 0)[0]
+    seg = Workspace(CPU, progress=False).stream(scenario_cell(bench, "translate-realistic-d1"))[0]
     assert seg.image_size == 30 and seg.window == 28
 
 
@@ -219,7 +220,7 @@ def test_realistic_crop_selection_is_at_least_as_consistent_as_the_source_on_dig
     bench = load_benchmark(REPO / "benchmarks" / "digits.yaml")
     ws = Workspace(CPU, progress=False)
     for name in ("translate-realistic-d1",):
-        seg = ws.segments(bench, bench.scenario(name), 0)[0]
+        seg = ws.stream(scenario_cell(bench, name))[0]
         out = {}
         for method_name, params in (("source", {}), ("crop_select", {"margin": 1})):
             m = create_method(method_name, params)

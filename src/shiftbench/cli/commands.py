@@ -14,18 +14,19 @@ def _site_dir(args) -> Path:
 
 
 def _results_dir(args) -> Path:
-    from ..run.runner import results_dir
+    from ..run.results import results_dir
 
     return args.results or results_dir()
 
 
 def _executor(args):
+    """None for the default in-process executor (the runner makes it, sharing its workspace)."""
     from ..run.executors import make_executor
 
     if args.executor == "local":
         return None
-    return make_executor("ray", address=args.address, num_cpus=args.workers, gpus_per_cell=args.gpus_per_cell,
-                         progress=not args.quiet)
+    return make_executor(args.executor, address=args.address, num_cpus=args.workers,
+                         gpus_per_cell=args.gpus_per_cell, progress=not args.quiet)
 
 
 def _evaluate(checked, args) -> int:
@@ -141,14 +142,14 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    import inspect
-
     from ..core.params import describe_params
-    from ..methods import all_methods
+    from ..methods import METHODS
 
-    for name, cls in all_methods().items():
-        if not inspect.isclass(cls):
-            print(f"{name}  (plugin, not loaded: {cls.value})")
+    for name in METHODS.names():
+        try:
+            cls = METHODS.get(name)
+        except UserError as e:  # an installed plugin that fails to load is listed, not fatal
+            print(f"{name}  (plugin, cannot be loaded: {e})")
             continue
         doc = (cls.__doc__ or "").strip().split("\n")[0]
         kind = " [logit-only]" if cls.logit_only else ""
@@ -159,7 +160,6 @@ def cmd_methods(args) -> int:
 
 
 def cmd_shifts(args) -> int:
-    from .. import data  # noqa: F401  (data/corrupted_files.py registers corruption_file)
     from ..core.params import describe_params
     from ..shifts import FAMILIES, all_shifts
 

@@ -16,10 +16,13 @@ def _common_paths(p: argparse.ArgumentParser) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
+    from ..run.executors import EXECUTORS
+
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto takes CUDA when present")
     p.add_argument("--force", action="store_true", help="recompute cells even when a record exists")
     p.add_argument("--retry-failed", action="store_true", help="recompute only the cells recorded as failed")
-    p.add_argument("--executor", default="local", choices=["local", "ray"], help="where cells run (ray: pip install 'shiftbench[ray]')")
+    p.add_argument("--executor", default="local", choices=EXECUTORS.names(),
+                   help="where cells run (ray: pip install 'shiftbench[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address ('auto' or host:port); none starts a local Ray")
     p.add_argument("--workers", type=int, default=None, help="Ray: number of CPUs for a local Ray")
     p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray: GPUs reserved per cell")

@@ -1,14 +1,15 @@
 """Validate keyword parameters against a function's or class's signature with pydantic.
 
-Methods and shifts declare their parameters as plain keyword arguments with type
-hints and defaults (scikit-learn style); this module turns that signature into a
-pydantic model so that a bad parameter is rejected before any work starts, with a
-message naming the parameter and what is allowed.
+Methods, shifts, loaders, recipes and architectures declare their parameters as plain
+keyword arguments with type hints and defaults (scikit-learn style); this module turns that
+signature into a pydantic model so that a bad parameter is rejected before any work starts,
+with a message naming the parameter and what is allowed.
 """
 
 from __future__ import annotations
 
 import inspect
+import reprlib
 import typing
 from functools import lru_cache
 from typing import Any, Callable
@@ -17,16 +18,26 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .errors import UserError
 
-SKIP = {"self", "data", "seed"}
+SKIP = ("self", "data", "seed")
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 120
+_short.maxlist = _short.maxdict = _short.maxtuple = _short.maxset = 8
+_short.maxlevel = 3
+
+
+def short_repr(value: Any) -> str:
+    """repr(value) cut to a few hundred characters, without ever building the full repr."""
+    return _short.repr(value)
 
 
 @lru_cache(maxsize=None)
-def params_model(fn: Callable) -> type[BaseModel]:
+def params_model(fn: Callable, skip: tuple[str, ...] = SKIP) -> type[BaseModel]:
     target = fn.__init__ if inspect.isclass(fn) else fn
     hints = typing.get_type_hints(target, include_extras=True)
     fields: dict[str, Any] = {}
     for name, p in inspect.signature(target).parameters.items():
-        if name in SKIP or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if name in skip or name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         annotation = hints.get(name, Any)
         default = ... if p.default is inspect.Parameter.empty else p.default
@@ -38,10 +49,10 @@ def params_model(fn: Callable) -> type[BaseModel]:
     )
 
 
-def describe_params(fn: Callable) -> dict[str, str]:
+def describe_params(fn: Callable, skip: tuple[str, ...] = SKIP) -> dict[str, str]:
     """name -> 'type = default' for --help style listings."""
     out = {}
-    for name, f in params_model(fn).model_fields.items():
+    for name, f in params_model(fn, skip).model_fields.items():
         if typing.get_origin(f.annotation) is typing.Literal:
             ann = "|".join(str(a) for a in typing.get_args(f.annotation))
         else:
@@ -50,9 +61,12 @@ def describe_params(fn: Callable) -> dict[str, str]:
     return out
 
 
-def validate_params(fn: Callable, params: dict[str, Any] | None, *, source: str | None = None, what: str = "") -> dict[str, Any]:
+def validate_params(fn: Callable, params: dict[str, Any] | None, *, source: str | None = None, what: str = "",
+                    skip: tuple[str, ...] = SKIP, field: str = "params") -> dict[str, Any]:
     """The validated, defaults-filled parameters, or a UserError naming the first bad one."""
-    model = params_model(fn)
+    model = params_model(fn, skip)
+    if params is not None and not isinstance(params, dict):
+        raise UserError(f"parameters of {what} must be a mapping, got {short_repr(params)}", source=source, field=field)
     try:
         return model(**(params or {})).model_dump()
     except ValidationError as e:
@@ -62,5 +76,5 @@ def validate_params(fn: Callable, params: dict[str, Any] | None, *, source: str 
         if err["type"] == "extra_forbidden":
             msg = f"unknown parameter '{loc}' for {what}; allowed: {allowed}"
         else:
-            msg = f"parameter '{loc}' of {what}: {err['msg']} (got {err.get('input')!r})"
-        raise UserError(msg, source=source, field="params") from None
+            msg = f"parameter '{loc}' of {what}: {err['msg']} (got {short_repr(err.get('input'))})"
+        raise UserError(msg, source=source, field=f"{field}.{loc}" if loc else field) from None

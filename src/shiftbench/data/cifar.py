@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
-from .common import source_and_test
+from .common import Channels, Fraction, Seed, Side, source_and_test
 from .location import require_data
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -63,9 +63,15 @@ def read_batches(folder: Path, files: list[str], label_key: str) -> tuple[torch.
 
 
 @register_loader("cifar")
-def load_cifar(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"train_files": [f"data_batch_{i}" for i in range(1, 6)], "test_files": ["test_batch"],
-         "meta_file": "batches.meta", "label_key": "labels", "names_key": "label_names", **manifest.params}
+def load_cifar(manifest: Manifest, data_dir: Path | None = None, *,
+               train_files: list[str] = [f"data_batch_{i}" for i in range(1, 6)],  # noqa: B006 (validated copies)
+               test_files: list[str] = ["test_batch"], meta_file: str = "batches.meta", label_key: str = "labels",
+               names_key: str = "label_names", val_fraction: Fraction = 0.1, split_seed: Seed = 0,
+               window: Side | None = None, canvas: Side | None = None,
+               channels: Channels | None = None) -> DatasetSplits:
+    p = dict(train_files=train_files, test_files=test_files, meta_file=meta_file, label_key=label_key,
+             names_key=names_key, val_fraction=val_fraction, split_seed=split_seed, window=window, canvas=canvas,
+             channels=channels)
     folder = require_data(manifest, data_dir)
     train_x, train_y = read_batches(folder, p["train_files"], p["label_key"])
     test_x, test_y = read_batches(folder, p["test_files"], p["label_key"])

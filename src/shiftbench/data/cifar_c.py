@@ -14,9 +14,11 @@ shift instead (data/corrupted_files.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from ..core.errors import UserError
 from .common import from_nhwc
@@ -65,9 +67,12 @@ def check_corruption(manifest: Manifest, corruption: str) -> None:
 
 
 @register_loader("cifar_c")
-def load_cifar_c(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"source": "cifar10", "test_severity": 5, "rows_per_severity": ROWS_PER_SEVERITY, **manifest.params}
-    names = p.get("test_corruptions") or available_corruptions(manifest)
+def load_cifar_c(manifest: Manifest, data_dir: Path | None = None, *, source: str = "cifar10",
+                 corruptions: list[str] = [], test_corruptions: list[str] = [],  # noqa: B006 (validated copies)
+                 test_severity: Annotated[int, Field(ge=1, le=5)] = 5,
+                 rows_per_severity: Annotated[int, Field(ge=1)] = ROWS_PER_SEVERITY) -> DatasetSplits:
+    p = dict(source=source, test_severity=test_severity, rows_per_severity=rows_per_severity)
+    names = test_corruptions or corruptions
     if not names:
         raise UserError("params.test_corruptions (or params.corruptions) must name at least one corruption",
                         source=f"data_manifests/{manifest.name}.yaml")

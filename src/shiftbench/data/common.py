@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from ..core.errors import UserError
 from ..core.imageset import ImageSet
 from .registry import DatasetSplits
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Side = Annotated[int, Field(ge=1, le=8192)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+Channels = Literal[1, 3]
 
 
 def source_and_test(name: str, train_images: torch.Tensor, train_labels: torch.Tensor,
@@ -90,8 +96,3 @@ def stack_images(arrays: list[np.ndarray], where: str) -> torch.Tensor:
     if not arrays:
         raise UserError("no images found", source=where)
     return torch.from_numpy(np.stack(arrays))
-
-
-def class_names(params: dict[str, Any], num_classes: int) -> tuple[str, ...]:
-    names = params.get("classes")
-    return tuple(map(str, names)) if names else tuple(str(i) for i in range(num_classes))

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.imageset import ImageSet
+from .common import Fraction, Seed, Side
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
 
@@ -31,9 +32,11 @@ def build_digit_images(digit_size: int = 24, canvas: int = 32) -> tuple[torch.Te
 
 
 @register_loader("digits")
-def load_digits_splits(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"digit_size": 24, "canvas": 32, "window": 28, "val_fraction": 0.15, "test_fraction": 0.3, "split_seed": 0}
-    p.update(manifest.params)
+def load_digits_splits(manifest: Manifest, data_dir: Path | None = None, *, digit_size: Side = 24, canvas: Side = 32,
+                       window: Side | None = 28, val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.3,
+                       split_seed: Seed = 0) -> DatasetSplits:
+    p = dict(digit_size=digit_size, canvas=canvas, window=window, val_fraction=val_fraction,
+             test_fraction=test_fraction, split_seed=split_seed)
     images, labels = build_digit_images(p["digit_size"], p["canvas"])
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(p["split_seed"]))
     n_test = round(len(labels) * p["test_fraction"])

@@ -27,7 +27,7 @@ from urllib.request import url2pathname
 from tqdm.auto import tqdm
 
 from ..core.errors import UserError
-from ..run.store import atomic_write_text
+from ..core.files import atomic_write_text
 from .location import dataset_dir
 from .manifest import Manifest, ManifestFile
 

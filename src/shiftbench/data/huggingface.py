@@ -21,7 +21,7 @@ import torch
 
 from ..core.errors import UserError
 from ..core.paths import cache_dir
-from .common import hold_out_test, pil_to_chw, source_and_test, stack_images
+from .common import Channels, Fraction, Seed, Side, hold_out_test, pil_to_chw, source_and_test, stack_images
 from .location import data_root, dataset_dir
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -84,9 +84,16 @@ def to_tensors(ds, p: dict[str, Any], where: str) -> tuple[torch.Tensor, torch.T
 
 
 @register_loader("huggingface")
-def load_huggingface(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"image_column": "image", "label_column": "label", "train_split": "train", "test_split": "test",
-         "channels": 3, "size": None, "test_fraction": 0.2, "split_seed": 0, **manifest.params}
+def load_huggingface(manifest: Manifest, data_dir: Path | None = None, *, disk: str | None = None,
+                     parquet: dict[str, str] | None = None, hub: str | None = None, image_column: str = "image",
+                     label_column: str = "label", train_split: str = "train", test_split: str = "test",
+                     channels: Channels = 3, size: Side | None = None, test_fraction: Fraction = 0.2,
+                     val_fraction: Fraction = 0.1, split_seed: Seed = 0, window: Side | None = None,
+                     classes: list[str] | None = None) -> DatasetSplits:
+    p = dict(disk=disk, parquet=parquet, hub=hub, image_column=image_column, label_column=label_column,
+             train_split=train_split, test_split=test_split, channels=channels, size=size,
+             test_fraction=test_fraction, val_fraction=val_fraction, split_seed=split_seed, window=window,
+             classes=classes)
     splits = open_splits(manifest, data_dir, p)
     where = f"dataset '{manifest.name}'"
     if p["train_split"] not in splits:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..core.errors import UserError
-from .common import hold_out_test, pil_to_chw, source_and_test, stack_images
+from .common import Channels, Fraction, Seed, Side, hold_out_test, pil_to_chw, source_and_test, stack_images
 from .location import require_data
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -50,9 +50,12 @@ def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
 
 
 @register_loader("image_folder")
-def load_image_folder(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"train": "train", "test": "test", "channels": 3, "size": None, "test_fraction": 0.2, "split_seed": 0,
-         **manifest.params}
+def load_image_folder(manifest: Manifest, data_dir: Path | None = None, *, train: str = "train",
+                      test: str | None = "test", channels: Channels = 3, size: Side | None = None,
+                      test_fraction: Fraction = 0.2, val_fraction: Fraction = 0.1, split_seed: Seed = 0,
+                      window: Side | None = None, canvas: Side | None = None) -> DatasetSplits:
+    p = dict(train=train, test=test, channels=channels, size=size, test_fraction=test_fraction,
+             val_fraction=val_fraction, split_seed=split_seed, window=window, canvas=canvas)
     root = require_data(manifest, data_dir)
     train_x, train_y, classes = read_image_folder(root / p["train"], int(p["channels"]), p["size"])
     if p["test"] and (root / p["test"]).is_dir():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
-from .common import source_and_test
+from .common import Channels, Fraction, Seed, Side, source_and_test
 from .location import require_data
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -59,9 +59,13 @@ def read_mnist(folder: Path, images_file: str, labels_file: str) -> tuple[torch.
 
 
 @register_loader("mnist")
-def load_mnist(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-         "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz", **manifest.params}
+def load_mnist(manifest: Manifest, data_dir: Path | None = None, *, train_images: str = "train-images-idx3-ubyte.gz",
+               train_labels: str = "train-labels-idx1-ubyte.gz", test_images: str = "t10k-images-idx3-ubyte.gz",
+               test_labels: str = "t10k-labels-idx1-ubyte.gz", val_fraction: Fraction = 0.1, split_seed: Seed = 0,
+               window: Side | None = None, canvas: Side | None = None,
+               channels: Channels | None = None) -> DatasetSplits:
+    p = dict(train_images=train_images, train_labels=train_labels, test_images=test_images, test_labels=test_labels,
+             val_fraction=val_fraction, split_seed=split_seed, window=window, canvas=canvas, channels=channels)
     folder = require_data(manifest, data_dir)
     train_x, train_y = read_mnist(folder, p["train_images"], p["train_labels"])
     test_x, test_y = read_mnist(folder, p["test_images"], p["test_labels"])

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
-from .common import from_nhwc, shape_images, source_and_test
+from .common import Channels, Fraction, Seed, Side, from_nhwc, shape_images, source_and_test
 from .location import require_data
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -45,9 +45,13 @@ def read_mnist_c(folder: Path, corruption: str, split: str = "test") -> tuple[to
 
 
 @register_loader("mnist_c")
-def load_mnist_c(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"source_corruption": "identity", **manifest.params}
-    names = p.get("test_corruptions") or p.get("corruptions") or []
+def load_mnist_c(manifest: Manifest, data_dir: Path | None = None, *, source_corruption: str = "identity",
+                 corruptions: list[str] = [], test_corruptions: list[str] = [],  # noqa: B006 (validated copies)
+                 val_fraction: Fraction = 0.1, split_seed: Seed = 0, window: Side | None = None,
+                 canvas: Side | None = None, channels: Channels | None = None) -> DatasetSplits:
+    p = dict(source_corruption=source_corruption, val_fraction=val_fraction, split_seed=split_seed, window=window,
+             canvas=canvas, channels=channels)
+    names = test_corruptions or corruptions
     if not names:
         raise UserError("params.test_corruptions (or params.corruptions) must name at least one corruption",
                         source=f"data_manifests/{manifest.name}.yaml")

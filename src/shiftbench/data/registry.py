@@ -1,15 +1,24 @@
-"""Dataset loaders by name; a loader turns a manifest into source-train / source-val / test splits."""
+"""Dataset loaders by name; a loader turns a manifest into source-train / source-val / test splits.
+
+A loader is fn(manifest, data_dir, **params) -> DatasetSplits; its typed keyword parameters
+are the `params:` a data manifest may give it (checked before anything is read).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..core.errors import UserError
 from ..core.hashing import config_hash
 from ..core.imageset import ImageSet
-from .manifest import load_manifest
+from ..core.params import validate_params
+from ..core.registry import Registry
+from .location import data_root
+from .manifest import Manifest, load_manifest
+
+LOAD_ARGS = ("manifest", "data_dir")
 
 
 @dataclass(frozen=True)
@@ -31,17 +40,19 @@ class DatasetSplits:
         return config_hash([self.source_train.sha256(), self.source_val.sha256(), self.test.sha256()], length=64)
 
 
-LOADERS: dict[str, Callable[..., DatasetSplits]] = {}
+LOADERS: Registry[Callable[..., DatasetSplits]] = Registry("loader", "shiftbench.data", "shiftbench.loaders")
 
 
 def register_loader(name: str):
-    """Decorator: fn(manifest: Manifest, data_dir: Path | None) -> DatasetSplits."""
+    """Decorator: fn(manifest: Manifest, data_dir: Path | None, **params) -> DatasetSplits."""
+    return LOADERS.decorator(name)
 
-    def wrap(fn):
-        LOADERS[name] = fn
-        return fn
 
-    return wrap
+def check_loader_params(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's loader and its params, validated with defaults filled (nothing is read)."""
+    where = f"data_manifests/{manifest.name}.yaml"
+    fn = LOADERS.get(manifest.loader, source=where, field="loader")
+    return validate_params(fn, manifest.params, source=where, what=f"loader '{manifest.loader}'", skip=LOAD_ARGS)
 
 
 _memo: dict[tuple, DatasetSplits] = {}
@@ -52,15 +63,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> DatasetSplits
 
     data_dir: where downloaded data lives (default: $SHIFTBENCH_DATA, else $SHIFTBENCH_CACHE/data).
     """
-    from . import digits  # noqa: F401  (importing the package registers every loader)
-
     manifest = load_manifest(name)
-    from .location import data_root
-
     key = (manifest.name, config_hash(manifest.model_dump()), str(data_root(data_dir)))
     if key not in _memo:
-        if manifest.loader not in LOADERS:
-            raise UserError(f"unknown loader '{manifest.loader}'; known: {', '.join(sorted(LOADERS))}",
-                            source=f"data_manifests/{name}.yaml", field="loader")
-        _memo[key] = LOADERS[manifest.loader](manifest, Path(data_dir) if data_dir else None)
+        params = check_loader_params(manifest)
+        _memo[key] = LOADERS.get(manifest.loader)(manifest, Path(data_dir) if data_dir else None, **params)
     return _memo[key]

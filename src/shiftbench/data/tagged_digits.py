@@ -17,12 +17,17 @@ holds the labels and tags of the whole dataset, from which subset distances are 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import Field
 
 from ..core.imageset import ImageSet
+from .common import Fraction, Seed, Side
 from .digits import build_digit_images
 from .manifest import Manifest
+
+Probability = Annotated[float, Field(ge=0, le=1)]
 from .registry import DatasetSplits, register_loader
 
 CONTEXTS = ("hstripes", "grid", "vstripes", "checker", "dots", "diagonal", "antidiagonal", "frame")
@@ -70,10 +75,14 @@ def draw_tags(n: int, g: torch.Generator, second_tag: float, near: float, next_:
 
 
 @register_loader("tagged_digits")
-def load_tagged_digits(manifest: Manifest, data_dir: Path | None = None) -> DatasetSplits:
-    p = {"digit_size": 24, "canvas": 32, "window": 28, "val_fraction": 0.15, "test_fraction": 0.3, "split_seed": 0,
-         "tag_seed": 0, "second_tag": 0.8, "near": 0.7, "next": 0.2, "intensity": 100}
-    p.update(manifest.params)
+def load_tagged_digits(manifest: Manifest, data_dir: Path | None = None, *, digit_size: Side = 24, canvas: Side = 32,
+                       window: Side = 28, val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.3,
+                       split_seed: Seed = 0, tag_seed: Seed = 0, second_tag: Probability = 0.8,
+                       near: Probability = 0.7, next: Probability = 0.2,
+                       intensity: Annotated[int, Field(ge=0, le=255)] = 100) -> DatasetSplits:
+    p = dict(digit_size=digit_size, canvas=canvas, window=window, val_fraction=val_fraction,
+             test_fraction=test_fraction, split_seed=split_seed, tag_seed=tag_seed, second_tag=second_tag, near=near,
+             next=next, intensity=intensity)
     images, labels = build_digit_images(p["digit_size"], p["canvas"])
     tags = draw_tags(len(labels), torch.Generator().manual_seed(p["tag_seed"]), p["second_tag"], p["near"], p["next"])
     masks = torch.stack([pattern(c, p["canvas"], p["window"]) for c in CONTEXTS])  # (K, H, W)

@@ -13,31 +13,13 @@ Protocols (when the method is reset):
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import torch
 
 from ..core.imageset import ImageSet, centre_crop
 from ..methods.base import Method
+from ..models.forward import batches, to_float
 
 PROTOCOLS = ("episodic", "per_scenario", "continual")
-
-
-def batches(n: int, batch_size: int) -> Iterable[slice]:
-    for i in range(0, n, batch_size):
-        yield slice(i, min(i + batch_size, n))
-
-
-def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
-    return images_uint8.float().div_(255)
-
-
-@torch.no_grad()
-def source_logits(model: torch.nn.Module, data: ImageSet, batch_size: int, device: torch.device) -> torch.Tensor:
-    """The unadapted model's logits for every row of data, in order (on CPU)."""
-    model.eval()
-    images = data.images.to(device)
-    return torch.cat([model(to_float(centre_crop(images[s], data.window))).cpu() for s in batches(len(data), batch_size)])
 
 
 def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_size: int, device: torch.device,

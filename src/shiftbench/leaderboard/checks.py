@@ -48,13 +48,12 @@ def _same(a: Any, b: Any) -> bool:
 
 def header_mismatches(result: dict[str, Any]) -> list[str]:
     """Fields of the file's header that its records (or its file name) contradict."""
-    from ..run.runner import slug
+    from ..run.results import slug
 
     wrong = []
     if "path" in result and "name" in result and Path(result["path"]).stem != slug(result["name"]):
         wrong.append("name (does not match the file name)")
-    for field, cell_field in (("method", "method"), ("params", "params"), ("benchmark", "benchmark"),
-                              ("benchmark_hash", "benchmark_hash")):
+    for field, cell_field in (("method", "method"), ("params", "params"), ("benchmark", "benchmark")):
         if field not in result:
             continue
         if any(not _same(r.get("cell", {}).get(cell_field), result[field]) for r in result.get("records", [])):

@@ -1,6 +1,7 @@
 """Adaptation methods: one file, one class, registered by name."""
 
 from .base import Method, SourceContext
-from .registry import all_methods, check_method, create_method, register_method, resolve_method
+from .registry import METHODS, check_method, create_method, method_classes, register_method, resolve_method
 
-__all__ = ["Method", "SourceContext", "all_methods", "check_method", "create_method", "register_method", "resolve_method"]
+__all__ = ["METHODS", "Method", "SourceContext", "check_method", "create_method", "method_classes", "register_method",
+           "resolve_method"]

@@ -47,6 +47,9 @@ def mix_batchnorm(module: nn.Module, alpha: float, mixture_variance: bool) -> No
 class AlphaBN(Method):
     """mu = (1-alpha) mu_s + alpha mu_t, var likewise; alpha = weight of the test batch."""
 
+    wrappable = True
+    swaps_norm_layers = True
+
     def __init__(self, alpha: Annotated[float, Field(ge=0, le=1)] = 0.1, mixture_variance: bool = False):
         self.alpha = alpha
         self.mixture_variance = mixture_variance

@@ -14,56 +14,65 @@ A method that only reshapes the source model's logits (label-shift corrections)
 sets `logit_only = True` and implements `adapt_logits(logits)` instead of
 `predict`; the evaluator then runs the source model once per scenario and shares
 those logits among all such methods.
+
+A composite method (`wraps_base = True`: online_em, lsa) runs another method, its `base`,
+inside; the methods it may wrap are those that declare `wrappable = True` and pass its
+`base_problem` check, so a new method becomes a possible base by saying so in its own file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 from ..core.imageset import ImageSet
+from ..models.forward import forward
+from .labelshift.calibration import Calibrator, fit_calibrator
 
 
 @dataclass
 class SourceContext:
-    """What a method may know of the source side: held-out source data and the source class prior.
+    """What a method may know of the source side, shared by every cell on one source model.
 
-    source_train and model_sha256 let a method train (and cache) an auxiliary network of its
-    own on the source data. target_priors is filled only for methods with `oracle = True`:
-    (segment length, true class prior) per segment of the stream, in order.
+    model: the frozen source model; read it, never adapt it (setup() gets a copy of its own).
+    train / val: the source training split (to train an auxiliary network) and a held-out
+    source split. prior: the source class prior (float64, CPU). batch_size: for forward
+    passes over source data. target_priors: filled only for methods with `oracle = True`:
+    (segment length, true class prior) per segment of the stream, in order. memo holds what is
+    computed from these once per model (held-out logits, fitted calibrators).
     """
 
-    source_val: ImageSet
-    source_prior: torch.Tensor
+    model: nn.Module = field(repr=False)
+    val: ImageSet = field(repr=False)
+    prior: torch.Tensor
     device: torch.device
     seed: int
-    model: nn.Module | None = field(default=None, repr=False)
-    batch_size: int = 256
-    source_train: ImageSet | None = field(default=None, repr=False)
     model_sha256: str = ""
-    val_logits_fn: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
+    train: ImageSet | None = field(default=None, repr=False)
+    batch_size: int = 256
     target_priors: list[tuple[int, torch.Tensor]] | None = field(default=None, repr=False)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def num_classes(self) -> int:
-        return self.source_val.num_classes
+        return self.val.num_classes
 
-    @cached_property
+    def remember(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
     def val_logits_and_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels of the unadapted source model on the held-out source split, on CPU.
+        """Logits and labels of the unadapted source model on the held-out source split, on the CPU."""
+        return self.remember("val_logits", lambda: (forward(self.model, self.val, self.batch_size, self.device),
+                                                    self.val.labels.clone()))
 
-        The runner passes `val_logits_fn`, the workspace's memo shared by every cell on one model;
-        without it they are computed here, once per context.
-        """
-        if self.val_logits_fn is not None:
-            return self.val_logits_fn()
-        from ..evaluate.stream import source_logits
-
-        return source_logits(self.model, self.source_val, self.batch_size, self.device), self.source_val.labels.clone()
+    def calibrator(self, kind: str) -> Calibrator:
+        """A calibrator of the source model's logits, fitted by NLL on the held-out split (none|ts|bcts|vs)."""
+        return self.remember(("calibrator", kind), lambda: fit_calibrator(*self.val_logits_and_labels(), kind))
 
 
 class Method:
@@ -74,6 +83,19 @@ class Method:
     oracle: ClassVar[bool] = False  # uses test labels (an upper bound): reported, never ranked
     sees_full_image: ClassVar[bool] = False
     window: int | None = None  # set by the evaluator for sees_full_image methods
+    # may serve as the `base` of a composite method: predicts from images with the model it is given
+    wrappable: ClassVar[bool] = False
+    # replaces the model's normalisation modules by modules of its own (composites that wrap
+    # those modules themselves cannot use such a base)
+    swaps_norm_layers: ClassVar[bool] = False
+    # a composite: its parameters `base` and `base_params` name and configure the method it wraps
+    wraps_base: ClassVar[bool] = False
+    fixed_base: ClassVar[str | None] = None  # a composite registered with its base built in (lsa+tent)
+
+    @classmethod
+    def base_problem(cls, base: type["Method"]) -> str | None:
+        """For a composite: why `base` cannot be its base, or None when it can."""
+        return None if base.wrappable else "it is not a method that composites can wrap"
 
     def setup(self, model: nn.Module, source: SourceContext) -> None:
         self.model = model

@@ -21,6 +21,8 @@ def use_batch_statistics(model: nn.Module) -> None:
 class BNAdapt(Method):
     """Replace source BN running statistics by those of each test batch (Schneider et al. 2020, N = 0)."""
 
+    wrappable = True
+
     def __init__(self):
         pass
 

@@ -40,20 +40,26 @@ import torch
 from pydantic import Field
 
 from .base import Method
-from .labelshift import RunningPrior, adjust_logits, fit_calibrator
+from .labelshift import RunningPrior, adjust_logits
 from .labelshift.adapter import install_delta_layers, set_deltas
 from .labelshift.adapter_training import get_adapter
 from .prior_correction import Calibration
 from .registry import create_method, register_method
-
-Base = Literal["source", "bn_adapt", "tent"]
 
 
 @register_method("lsa")
 class LabelShiftAdapter(Method):
     """Adapter(q) -> deltas for the last BN affine parameters and the classifier bias; q from running EM."""
 
-    def __init__(self, base: Base = "source", base_params: dict[str, Any] | None = None,
+    wraps_base = True
+
+    @classmethod
+    def base_problem(cls, base):
+        if base.swaps_norm_layers:
+            return "it replaces the BatchNorm layers that the adapter's deltas act on"
+        return super().base_problem(base)
+
+    def __init__(self, base: str = "source", base_params: dict[str, Any] | None = None,
                  calibration: Calibration = "bcts", momentum: Annotated[float, Field(gt=0, le=1)] | None = None,
                  prior_from: Literal["source", "base"] = "source",
                  bn_layers: Annotated[int, Field(ge=0)] = 1, hidden: Annotated[int, Field(ge=1)] = 64,
@@ -69,16 +75,16 @@ class LabelShiftAdapter(Method):
 
     def setup(self, model, source):
         super().setup(model, source)
-        if source.source_train is None:
-            raise RuntimeError("lsa needs the source training split (SourceContext.source_train)")
-        self.source_prior = source.source_prior.double().cpu()
-        self.adapter, self.adapter_info = get_adapter(source.model, source.model_sha256, source.source_train,
+        if source.train is None:
+            raise RuntimeError("lsa needs the source training split (SourceContext.train)")
+        self.source_prior = source.prior.double().cpu()
+        self.adapter, self.adapter_info = get_adapter(source.model, source.model_sha256, source.train,
                                                       self.source_prior, {**self.recipe, "seed": source.seed},
                                                       source.device)
         self.wrappers = install_delta_layers(self.model, self.recipe["bn_layers"])
         self.base = create_method(self.base_name, self.base_params)
         self.base.setup(self.model, source)
-        self.calibrator = fit_calibrator(*source.val_logits_and_labels, self.calibration)
+        self.calibrator = source.calibrator(self.calibration)
         self.running = RunningPrior(self.source_prior, self.momentum)
 
     def reset(self):
@@ -117,11 +123,15 @@ def with_fixed_base(base: str):
 class LabelShiftAdapterBN(LabelShiftAdapter):
     """lsa with base=bn_adapt (the adapter trained with batch statistics)."""
 
+    fixed_base = "bn_adapt"
+
     __init__ = with_fixed_base("bn_adapt")
 
 
 @register_method("lsa+tent")
 class LabelShiftAdapterTent(LabelShiftAdapter):
     """lsa with base=tent (the adapter trained with batch statistics; tent's entropy step sees the deltas)."""
+
+    fixed_base = "tent"
 
     __init__ = with_fixed_base("tent")

@@ -8,11 +8,9 @@ import torch
 from pydantic import Field
 
 from .base import Method
-from .labelshift import RunningPrior, adjust_logits, fit_calibrator
+from .labelshift import RunningPrior, adjust_logits
 from .prior_correction import Calibration
 from .registry import create_method, register_method
-
-Base = Literal["source", "bn_adapt", "tent"]
 
 
 @register_method("online_em")
@@ -30,7 +28,9 @@ class OnlineEM(Method):
     With base=source and momentum None this equals the logit-only `mlls` method.
     """
 
-    def __init__(self, base: Base = "bn_adapt", base_params: dict[str, Any] | None = None,
+    wraps_base = True
+
+    def __init__(self, base: str = "bn_adapt", base_params: dict[str, Any] | None = None,
                  calibration: Calibration = "bcts", momentum: Annotated[float, Field(gt=0, le=1)] | None = None,
                  prior_from: Literal["source", "base"] = "source"):
         self.base_name, self.base_params = base, dict(base_params or {})
@@ -41,8 +41,8 @@ class OnlineEM(Method):
         super().setup(model, source)
         self.base = create_method(self.base_name, self.base_params)
         self.base.setup(model, source)
-        self.calibrator = fit_calibrator(*source.val_logits_and_labels, self.calibration)
-        self.source_prior = source.source_prior.double().cpu()
+        self.calibrator = source.calibrator(self.calibration)
+        self.source_prior = source.prior.double().cpu()
         self.running = RunningPrior(self.source_prior, self.momentum)
 
     def reset(self):

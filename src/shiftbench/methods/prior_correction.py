@@ -19,24 +19,10 @@ from typing import Any, Literal
 
 import torch
 
-from ..core.hashing import tensor_sha256
 from .base import Method
-from .labelshift import Calibrator, adjust_logits, fit_calibrator
+from .labelshift import adjust_logits
 
 Calibration = Literal["none", "ts", "bcts", "vs"]
-
-
-_calibrators: dict[tuple[str, str], Calibrator] = {}
-
-
-def shared_calibrator(val_logits: torch.Tensor, val_labels: torch.Tensor, kind: str) -> Calibrator:
-    """fit_calibrator, memoised by the content of the held-out logits: every cell on one model fits it once."""
-    key = (tensor_sha256(val_logits, val_labels), kind)
-    if key not in _calibrators:
-        if len(_calibrators) > 64:
-            _calibrators.clear()
-        _calibrators[key] = fit_calibrator(val_logits, val_labels, kind)
-    return _calibrators[key]
 
 
 class PriorCorrection(Method):
@@ -47,11 +33,11 @@ class PriorCorrection(Method):
 
     def setup(self, model, source):
         super().setup(model, source)
-        val_logits, val_labels = source.val_logits_and_labels
-        self.calibrator = shared_calibrator(val_logits, val_labels, self.calibration)
+        val_logits, val_labels = source.val_logits_and_labels()
+        self.calibrator = source.calibrator(self.calibration)
         self.val_probs = self.calibrator(val_logits.double()).softmax(1)
         self.val_labels = val_labels
-        self.source_prior = source.source_prior.double().cpu()
+        self.source_prior = source.prior.double().cpu()
         self.prepare()
         self.reset()
 

@@ -1,89 +1,73 @@
-"""Methods by name, by import path (`pkg.module:Class`) or by the `shiftbench.methods` entry-point group."""
+"""Methods by name: `@register_method(name)` built-ins, the `shiftbench.methods` entry-point group,
+or an import path `pkg.module:Class` in a submission.
+
+Parameters are checked here, before any work starts: the class's typed `__init__` keywords,
+and for a composite method (one that wraps another, `wraps_base = True`) its `base` (a
+registered method that the composite accepts) and `base_params` (checked against the base's
+own parameters, defaults filled).
+"""
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
-from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
 from ..core.params import validate_params
+from ..core.registry import Registry
 from .base import Method
 
-METHODS: dict[str, type[Method]] = {}
-ENTRY_POINT_GROUP = "shiftbench.methods"
+
+def _method_class(obj: Any) -> type[Method]:
+    if not (inspect.isclass(obj) and issubclass(obj, Method)):
+        raise TypeError("is not a shiftbench Method subclass")
+    return obj
+
+
+METHODS: Registry[type[Method]] = Registry("method", "shiftbench.methods", "shiftbench.methods", accept=_method_class)
 
 
 def register_method(name: str):
     """Class decorator: makes a Method subclass available under `name`."""
 
     def wrap(cls):
-        if not (inspect.isclass(cls) and issubclass(cls, Method)):
-            raise TypeError(f"@register_method('{name}') needs a Method subclass")
-        if name in METHODS and METHODS[name] is not cls:
-            raise ValueError(f"method '{name}' registered twice")
+        _method_class(cls)
         cls.name = name
-        METHODS[name] = cls
-        return cls
+        return METHODS.add(name, cls)
 
     return wrap
 
 
-def _load_builtin() -> None:
-    """Import every module of this package once; each method file registers itself."""
-
-    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if mod.name not in ("base", "registry"):
-            importlib.import_module(f"{__package__}.{mod.name}")
-
-
-def _entry_point_methods() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def all_methods() -> dict[str, type[Method]]:
-    _load_builtin()
-    found = dict(METHODS)
-    for name, ep in _entry_point_methods().items():
-        found.setdefault(name, ep)
-    return dict(sorted(found.items()))
-
-
 def resolve_method(spec: str, *, source: str | None = None) -> type[Method]:
-    """A built-in name, an installed plugin's entry-point name, or 'pkg.module:Class'."""
-    _load_builtin()
-    if spec in METHODS:
-        return METHODS[spec]
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except ModuleNotFoundError as e:
-            raise UserError(f"cannot import module '{e.name}' for method '{spec}'", source=source, field="method") from None
-        except AttributeError:
-            raise UserError(f"module '{module_name}' has no attribute '{attr}'", source=source, field="method") from None
-        if not (inspect.isclass(obj) and issubclass(obj, Method)):
-            raise UserError(f"'{spec}' is not a shiftbench Method subclass", source=source, field="method")
-        return obj
-    eps = _entry_point_methods()
-    if spec in eps:
-        obj = eps[spec].load()
-        if not (inspect.isclass(obj) and issubclass(obj, Method)):
-            raise UserError(f"entry point '{spec}' is not a Method subclass", source=source, field="method")
-        return obj
-    known = ", ".join(sorted(set(METHODS) | set(eps)))
-    raise UserError(f"unknown method '{spec}'; known: {known}, or an import path 'pkg.module:Class'",
-                    source=source, field="method")
+    return METHODS.get(spec, source=source, field="method")
 
 
-def check_method(spec: str, params: dict[str, Any] | None, *, source: str | None = None) -> dict[str, Any]:
+def check_method(spec: str, params: dict[str, Any] | None, *, source: str | None = None,
+                 field: str = "params") -> dict[str, Any]:
+    """The method's parameters, validated (nested base parameters too) and with defaults filled."""
     cls = resolve_method(spec, source=source)
-    return validate_params(cls, params, source=source, what=f"method '{spec}'")
+    checked = validate_params(cls, params, source=source, what=f"method '{spec}'", field=field)
+    if cls.wraps_base:
+        base_name = checked.get("base", cls.fixed_base)
+        base = resolve_method(base_name, source=source)
+        problem = cls.base_problem(base)
+        if problem:
+            allowed = ", ".join(n for n, c in METHODS.entries().items() if not cls.base_problem(c))
+            raise UserError(f"'{base_name}' cannot be the base of '{spec}': {problem}; allowed: {allowed}",
+                            source=source, field=f"{field}.base")
+        checked["base_params"] = check_method(base_name, checked.get("base_params"), source=source,
+                                              field=f"{field}.base_params")
+    return checked
 
 
 def create_method(spec: str, params: dict[str, Any] | None = None) -> Method:
+    return resolve_method(spec)(**check_method(spec, params))
+
+
+def method_classes(spec: str, params: dict[str, Any]) -> list[type[Method]]:
+    """The classes whose code a cell of this method runs: the method and, for a composite, its base (recursively)."""
     cls = resolve_method(spec)
-    return cls(**validate_params(cls, params, what=f"method '{spec}'"))
+    if cls.wraps_base:
+        base = params.get("base", cls.fixed_base)
+        return [cls, *method_classes(base, params.get("base_params") or {})]
+    return [cls]

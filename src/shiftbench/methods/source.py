@@ -8,5 +8,7 @@ from .registry import register_method
 class Source(Method):
     """Predict with the source model as trained; no adaptation."""
 
+    wrappable = True
+
     def __init__(self):
         pass

@@ -27,6 +27,8 @@ def norm_affine_parameters(model: nn.Module) -> list[nn.Parameter]:
 class Tent(Method):
     """Each batch: forward, entropy loss, `steps` optimiser steps on norm affine parameters; BN uses batch stats."""
 
+    wrappable = True
+
     def __init__(self, lr: Annotated[float, Field(gt=0)] = 1e-3, steps: Annotated[int, Field(ge=1)] = 1,
                  optimizer: Literal["adam", "sgd"] = "adam", momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9):
         self.lr, self.steps, self.optimizer_name, self.momentum = lr, steps, optimizer, momentum

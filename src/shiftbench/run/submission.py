@@ -11,6 +11,7 @@ from ..core.config import parse_model, read_yaml
 from ..core.errors import UserError
 from ..core.paths import project_root
 from ..methods import check_method
+from ..models.recipes import check_recipe
 from .benchmark import Benchmark, load_benchmark
 
 
@@ -35,6 +36,7 @@ class CheckedSubmission(BaseModel):
     submission: Submission
     path: str
     params: dict[str, Any]
+    training: dict[str, Any]  # the source-model recipe, the submission's or else the benchmark's, defaults filled
     benchmark: Benchmark
     raw: dict[str, Any]
 
@@ -49,15 +51,8 @@ def check_submission(path: Path) -> CheckedSubmission:
     sub = parse_model(Submission, raw, source)
     params = check_method(sub.method, sub.params, source=source)
     bench = load_benchmark(sub.benchmark, referrer=source)
-    if sub.training is not None:
-        from ..models.recipes import get_recipe, load_builtin_recipes
-
-        load_builtin_recipes()
-        try:
-            get_recipe(sub.training.get("name", "erm"))
-        except UserError as e:
-            raise UserError(str(e), source=source, field="training") from None
-    return CheckedSubmission(submission=sub, path=source, params=params, benchmark=bench, raw=raw)
+    training = bench.training if sub.training is None else check_recipe(sub.training, source=source)
+    return CheckedSubmission(submission=sub, path=source, params=params, training=training, benchmark=bench, raw=raw)
 
 
 def check_all(paths: list[Path]) -> list[CheckedSubmission]:

@@ -1,50 +1,26 @@
-"""Builds and memoises what cells share within one process: datasets, source models, scenario data, logits.
+"""Builds and memoises what cells share within one process: datasets, source models, scenario streams, logits.
 
-Everything here is a pure function of its key, so a Ray worker can rebuild it
-from the same spec; source models come from the on-disk cache by content hash.
+Everything here is a pure function of a cell's fields, so any process (a Ray worker, a pool
+worker) rebuilds the same thing from the same cell; source models come from the on-disk cache
+by content hash.
 """
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from ..core.hashing import seed_from
 from ..core.imageset import ImageSet
 from ..data import DatasetSplits, load_dataset
+from ..methods import SourceContext
 from ..models import SourceModel, get_source_model
+from ..models.forward import forward
 from ..shifts import apply_shifts
-from .benchmark import Benchmark, ScenarioSpec
-
-
-@dataclass(frozen=True)
-class ModelRequest:
-    """What decides a source model: benchmark data, training shifts, architecture, recipe, seed."""
-
-    benchmark: str
-    train_shifts: tuple
-    arch: tuple
-    recipe: tuple
-    seed: int
-
-    @staticmethod
-    def of(bench: Benchmark, scenario: ScenarioSpec, recipe: dict[str, Any] | None, seed: int) -> "ModelRequest":
-        return ModelRequest(
-            bench.name,
-            _freeze(scenario.train_shifts),
-            _freeze(bench.model),
-            _freeze(recipe if recipe is not None else bench.training),
-            seed,
-        )
-
-
-def _freeze(obj: Any) -> Any:
-    import json
-
-    return json.dumps(obj, sort_keys=True)
+from .cell import Cell
 
 
 class LRU(OrderedDict):
@@ -52,7 +28,7 @@ class LRU(OrderedDict):
         super().__init__()
         self.size = size
 
-    def remember(self, key, make):
+    def remember(self, key, make: Callable[[], Any]):
         if key in self:
             self.move_to_end(key)
             return self[key]
@@ -63,83 +39,83 @@ class LRU(OrderedDict):
         return value
 
 
+def _frozen(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
 class Workspace:
     def __init__(self, device: torch.device, progress: bool = True):
         self.device = device
         self.progress = progress
-        self.models: dict[ModelRequest, SourceModel] = {}
-        self.scenario_data = LRU(6)
-        self.logits = LRU(12)
         self._datasets: dict[str, DatasetSplits] = {}
         self._data_sha: dict[str, str] = {}
+        self._models: dict[str, SourceModel] = {}
+        self._data = LRU(6)  # scenario streams and shifted source splits (images: the large part)
+        self._shared = LRU(24)  # source logits and source contexts
 
-    def dataset(self, bench: Benchmark) -> DatasetSplits:
-        if bench.dataset not in self._datasets:
-            self._datasets[bench.dataset] = load_dataset(bench.dataset)
-        return self._datasets[bench.dataset]
+    def dataset(self, name: str) -> DatasetSplits:
+        if name not in self._datasets:
+            self._datasets[name] = load_dataset(name)
+        return self._datasets[name]
 
-    def data_sha256(self, bench: Benchmark) -> str:
-        """The dataset's sha256, hashed once per process (it goes into every record)."""
-        if bench.dataset not in self._data_sha:
-            self._data_sha[bench.dataset] = self.dataset(bench).sha256()
-        return self._data_sha[bench.dataset]
+    def data_sha256(self, name: str) -> str:
+        """The dataset's sha256, hashed once per process."""
+        if name not in self._data_sha:
+            self._data_sha[name] = self.dataset(name).sha256()
+        return self._data_sha[name]
 
-    def train_split(self, bench: Benchmark, scenario: ScenarioSpec, split: str, seed: int) -> ImageSet:
-        """A source split as the scenario's source model sees it (through its train_shifts); built once."""
-        data = self.dataset(bench).split(split)
-        if not scenario.train_shifts:
+    def source_split(self, cell: Cell, split: str) -> ImageSet:
+        """A source split as the scenario's source model sees it (through its train_shifts)."""
+        data = self.dataset(cell.dataset).split(split)
+        shifts = cell.spec["train_shifts"]
+        if not shifts:
             return data
-        key = ("train", bench.name, _freeze(scenario.train_shifts), split, seed)
-        return self.scenario_data.remember(key, lambda: apply_shifts(
-            data, scenario.train_shifts, seed_from(bench.name, "train_shifts", scenario.train_shifts, split, seed)))
+        key = ("train", cell.dataset, cell.benchmark, _frozen(shifts), split, cell.seed)
+        return self._data.remember(key, lambda: apply_shifts(
+            data, shifts, seed_from(cell.benchmark, "train_shifts", shifts, split, cell.seed)))
 
-    def model(self, bench: Benchmark, scenario: ScenarioSpec, recipe: dict[str, Any] | None, seed: int) -> SourceModel:
-        req = ModelRequest.of(bench, scenario, recipe, seed)
-        if req not in self.models:
-            self.models[req] = get_source_model(
-                self.train_split(bench, scenario, "source_train", seed),
-                self.train_split(bench, scenario, "source_val", seed),
-                bench.model, recipe if recipe is not None else bench.training, seed, self.device, self.progress,
-            )
-        return self.models[req]
+    def model(self, cell: Cell) -> SourceModel:
+        """The source model: trained on the (shifted) source split once, then loaded from the cache."""
+        key = _frozen([cell.dataset, cell.benchmark, cell.spec["train_shifts"], cell.model, cell.training, cell.seed])
+        if key not in self._models:
+            self._models[key] = get_source_model(self.source_split(cell, "source_train"),
+                                                  self.source_split(cell, "source_val"), cell.model, cell.training,
+                                                  cell.seed, self.device, self.progress)
+        return self._models[key]
 
-    def segments(self, bench: Benchmark, scenario: ScenarioSpec, seed: int) -> list[ImageSet]:
+    def stream(self, cell: Cell) -> list[ImageSet]:
         """The scenario's test stream, one ImageSet per segment, full images plus `window` (the evaluator crops)."""
-        key = (bench.name, bench.content_hash(), scenario.name, seed)
+        spec = cell.spec
 
         def build():
-            base = self.dataset(bench).split(scenario.split)
-            return [
-                apply_shifts(base, chain, seed_from(bench.name, scenario.name, i, seed))
-                for i, chain in enumerate(scenario.segment_chains())
-            ]
+            base = self.dataset(cell.dataset).split(spec["split"])
+            return [apply_shifts(base, chain, seed_from(cell.benchmark, cell.scenario, i, cell.seed))
+                    for i, chain in enumerate(spec["segments"])]
 
-        return self.scenario_data.remember(key, build)
+        return self._data.remember(("stream", cell.dataset, cell.benchmark, cell.scenario, _frozen(spec), cell.seed),
+                                   build)
 
-    def base_logits(self, bench: Benchmark, scenario: ScenarioSpec, seed: int, model: SourceModel) -> list[torch.Tensor]:
-        """Source-model logits per segment, shared by all logit-only methods of a scenario."""
-        from ..evaluate.stream import source_logits
-
-        key = (bench.name, bench.content_hash(), scenario.name, seed, model.sha256)
-        return self.logits.remember(key, lambda: [
-            source_logits(model.model, seg, self.forward_batch(bench), self.device)
-            for seg in self.segments(bench, scenario, seed)
-        ])
-
-    def forward_batch(self, bench: Benchmark) -> int:
+    def forward_batch(self, cell: Cell) -> int:
         """Batch size for shared no-grad forward passes: large on CUDA; on CPU the benchmark's own
         (512-image batches of a conv net overflow the CPU caches and run slower than 64-image ones)."""
-        return 512 if self.device.type == "cuda" else bench.batch_size
+        return 512 if self.device.type == "cuda" else cell.batch_size
 
-    def val_logits(self, bench: Benchmark, scenario: ScenarioSpec, seed: int,
-                   model: SourceModel) -> tuple[torch.Tensor, torch.Tensor]:
-        """Source-model logits and labels on the held-out source split, shared by every cell on that model."""
-        from ..evaluate.stream import source_logits
+    def base_logits(self, cell: Cell, model: SourceModel) -> list[torch.Tensor]:
+        """Source-model logits per segment, shared by all logit-only methods of a scenario."""
+        key = ("logits", cell.dataset, cell.benchmark, cell.scenario, _frozen(cell.spec), cell.seed, model.sha256)
+        return self._shared.remember(key, lambda: [forward(model.model, seg, self.forward_batch(cell), self.device)
+                                                 for seg in self.stream(cell)])
 
-        key = ("val", bench.name, _freeze(scenario.train_shifts), seed, model.sha256)
+    def source(self, cell: Cell, model: SourceModel) -> SourceContext:
+        """What methods may know of the source side; one per model, so its memo (held-out logits,
+        calibrators) serves every cell on that model."""
 
         def build():
-            val = self.train_split(bench, scenario, "source_val", seed).model_view()
-            return source_logits(model.model, val, self.forward_batch(bench), self.device), val.labels.clone()
+            train = self.source_split(cell, "source_train")
+            return SourceContext(model=model.model, val=self.source_split(cell, "source_val"),
+                                 prior=train.class_prior(), device=self.device, seed=cell.seed,
+                                 model_sha256=model.sha256, train=train, batch_size=self.forward_batch(cell))
 
-        return self.logits.remember(key, build)
+        key = ("source", cell.dataset, cell.benchmark, _frozen(cell.spec["train_shifts"]), cell.seed, model.sha256,
+               self.forward_batch(cell))
+        return self._shared.remember(key, build)

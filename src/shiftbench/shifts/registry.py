@@ -10,6 +10,7 @@ import torch
 from ..core.errors import UserError
 from ..core.imageset import ImageSet
 from ..core.params import validate_params
+from ..core.registry import Registry
 
 FAMILIES = ("covariate", "label", "concept", "translation")
 
@@ -22,33 +23,22 @@ class ShiftInfo:
     doc: str
 
 
-SHIFTS: dict[str, ShiftInfo] = {}
+SHIFTS: Registry[ShiftInfo] = Registry("shift", "shiftbench.shifts", "shiftbench.shifts")
 
 
 def register_shift(name: str, family: str):
     """Decorator: fn(data: ImageSet, *, seed: int, **params) -> ImageSet."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}")
-
-    def wrap(fn):
-        if name in SHIFTS:
-            raise ValueError(f"shift '{name}' registered twice")
-        SHIFTS[name] = ShiftInfo(name, family, fn, (fn.__doc__ or "").strip().split("\n")[0])
-        return fn
-
-    return wrap
+    return SHIFTS.decorator(name, lambda fn: ShiftInfo(name, family, fn, (fn.__doc__ or "").strip().split("\n")[0]))
 
 
 def get_shift(name: str, *, source: str | None = None) -> ShiftInfo:
-    _load_builtin()
-    if name not in SHIFTS:
-        raise UserError(f"unknown shift '{name}'; known: {', '.join(sorted(SHIFTS))}", source=source, field="shift")
-    return SHIFTS[name]
+    return SHIFTS.get(name, source=source, field="shift")
 
 
 def all_shifts() -> dict[str, ShiftInfo]:
-    _load_builtin()
-    return dict(sorted(SHIFTS.items()))
+    return SHIFTS.entries()
 
 
 def check_shift_spec(spec: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
@@ -77,19 +67,3 @@ def _child_seed(seed: int, index: int) -> int:
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
-
-
-_loaded = False
-
-
-def _load_builtin():
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        import importlib
-        import pkgutil
-        from pathlib import Path
-
-        for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
-            if mod.name not in ("registry", "__init__"):
-                importlib.import_module(f"{__package__}.{mod.name}")

@@ -22,8 +22,8 @@ from pydantic import Field
 from torch import nn
 
 from ...core.imageset import ImageSet
-from . import register_recipe
 from .erm import fit_sgd, random_crops
+from .registry import register_recipe
 
 
 def penultimate(model: nn.Module):
@@ -48,7 +48,7 @@ def adawac(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, devic
            weight_decay: float = 5e-4, eta: Annotated[float, Field(gt=0)] = 1.0,
            consistency: Annotated[float, Field(ge=0)] = 1.0) -> dict[str, Any]:
     """Adaptively weighted augmentation consistency: SGD as in erm on the per-sample mix of CE and consistency."""
-    from ..train import evaluate_accuracy
+    from ..forward import accuracy
 
     window = train.window or train.image_size
     weights = torch.full((len(train), 2), 0.5, device=device)
@@ -75,6 +75,6 @@ def adawac(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, devic
         if handle is not None:
             handle.remove()
     b = weights[:, 0].cpu()
-    return {"val_accuracy": evaluate_accuracy(model, val, device), "epochs": epochs,
+    return {"val_accuracy": accuracy(model, val, device), "epochs": epochs,
             "mean_supervised_weight": round(float(b.mean()), 4),
             "fraction_towards_consistency": round(float((b < 0.5).double().mean()), 4)}

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.imageset import ImageSet, centre_crop
-from . import register_recipe
+from .registry import register_recipe
 
 
 def random_crops(images: torch.Tensor, window: int, g: torch.Generator) -> torch.Tensor:
@@ -37,14 +37,14 @@ def fit_sgd(model: nn.Module, train: ImageSet, loss_of_batch: Callable[[torch.Te
             weight_decay: float, desc: str) -> None:
     """The loop every recipe shares: shuffled minibatches of row indices, SGD with Nesterov momentum 0.9,
     weight decay and a one-cycle learning rate. `loss_of_batch(rows, generator)` is the recipe."""
-    from ..train import progress_bar
+    from ...core.progress import progress_bar
 
     g = torch.Generator().manual_seed(seed)
     model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
     steps = epochs * ((len(train) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    bar = progress_bar(epochs, desc, progress)
+    bar = progress_bar(epochs, desc, progress, unit="epoch")
     for _ in range(epochs):
         model.train()
         perm = torch.randperm(len(train), generator=g)
@@ -63,11 +63,11 @@ def erm(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: 
         epochs: int = 15, lr: float = 0.05, batch_size: int = 64, weight_decay: float = 5e-4,
         augment: bool = True) -> dict[str, Any]:
     """Empirical risk minimisation: SGD with momentum 0.9, one-cycle learning rate, crop augmentation."""
-    from ..train import evaluate_accuracy
+    from ..forward import accuracy
 
     def cross_entropy(rows, g):
         return F.cross_entropy(model(training_view(train, rows, g, augment).to(device)), train.labels[rows].to(device))
 
     fit_sgd(model, train, cross_entropy, seed=seed, device=device, progress=progress, epochs=epochs, lr=lr,
             batch_size=batch_size, weight_decay=weight_decay, desc="training source model")
-    return {"val_accuracy": evaluate_accuracy(model, val, device), "epochs": epochs}
+    return {"val_accuracy": accuracy(model, val, device), "epochs": epochs}

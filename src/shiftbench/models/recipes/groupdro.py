@@ -17,8 +17,8 @@ from pydantic import Field
 from torch import nn
 
 from ...core.imageset import ImageSet
-from . import register_recipe
 from .erm import fit_sgd, training_view
+from .registry import register_recipe
 
 
 def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: torch.Tensor, eta: float) -> torch.Tensor:
@@ -33,7 +33,7 @@ def groupdro(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, dev
              weight_decay: float = 5e-4, augment: bool = True,
              eta: Annotated[float, Field(gt=0)] = 0.01) -> dict[str, Any]:
     """Group-reweighted training: SGD as in erm, loss = q-weighted mean of per-group losses."""
-    from ..train import evaluate_accuracy
+    from ..forward import accuracy
 
     source = "groups" if train.groups is not None else "labels"
     raw = train.groups if train.groups is not None else train.labels
@@ -54,5 +54,5 @@ def groupdro(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, dev
 
     fit_sgd(model, train, group_weighted_loss, seed=seed, device=device, progress=progress, epochs=epochs, lr=lr,
             batch_size=batch_size, weight_decay=weight_decay, desc="training source model (groupdro)")
-    return {"val_accuracy": evaluate_accuracy(model, val, device), "epochs": epochs, "groups_from": source,
+    return {"val_accuracy": accuracy(model, val, device), "epochs": epochs, "groups_from": source,
             "group_weights": {int(k): round(float(v), 4) for k, v in zip(names, q.cpu())}}

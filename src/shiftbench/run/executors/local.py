@@ -6,11 +6,14 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from ..cell import Cell, execute_cell
-from ..provenance import resolve_device
+from ...core.device import resolve_device
+from ..cell import Cell
+from ..compute import compute_cell
 from ..workspace import Workspace
+from .registry import register_executor
 
 
+@register_executor("local")
 class LocalExecutor:
     def __init__(self, progress: bool = True, workspace: Workspace | None = None):
         self.progress = progress
@@ -19,4 +22,4 @@ class LocalExecutor:
     def run(self, cells: list[Cell], device: str) -> Iterator[dict[str, Any]]:
         ws = self.workspace or Workspace(resolve_device(device), self.progress)
         for cell in tqdm(cells, desc="cells", unit="cell", disable=not self.progress):
-            yield execute_cell(cell, ws)
+            yield compute_cell(cell, ws)

@@ -31,22 +31,25 @@ from tqdm.auto import tqdm
 
 from ...core.errors import UserError
 from ...core.paths import cache_dir, project_root
-from ..cell import Cell, execute_cell
+from ..cell import Cell
+from ..compute import compute_cell
 from ..provenance import software
 from ..workspace import Workspace
+from .registry import register_executor
 
-try:
-    import ray
-except ImportError:  # pragma: no cover - depends on the environment
-    ray = None
+ray = None  # imported when a RayExecutor is made: importing Ray takes seconds
 
 
+@register_executor("ray")
 class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, gpus_per_cell: float = 0.0,
                  cpus_per_cell: float = 1.0, max_retries: int = 3, env_vars: dict[str, str] | None = None,
                  progress: bool = True):
-        if ray is None:
-            raise UserError("the ray executor needs Ray: pip install 'shiftbench[ray]'", field="--executor")
+        global ray
+        try:
+            import ray
+        except ImportError:
+            raise UserError("the ray executor needs Ray: pip install 'shiftbench[ray]'", field="--executor") from None
         if address is not None and num_cpus is not None:
             raise UserError("sizes a local Ray only; with --address the cluster's own CPUs are used",
                             field="--workers")
@@ -136,15 +139,12 @@ class RayExecutor:
 
         The runner trained or loaded every model already, so this only reads the cache.
         """
-        from ..benchmark import load_benchmark
-
         loader = Workspace(torch.device("cpu"), progress=False)
         shared: dict[str, tuple[str, str, Any]] = {}
         for cell in cells:
             if cell.checkpoint_sha256 in shared:
                 continue
-            bench = load_benchmark(cell.benchmark)
-            model = loader.model(bench, bench.scenario(cell.scenario), cell.training, cell.seed)
+            model = loader.model(cell)
             if model.sha256 != cell.checkpoint_sha256:
                 raise RuntimeError(f"the cached checkpoint {model.checkpoint} changed since the run was planned")
             blob = (model.checkpoint.read_bytes(), model.checkpoint.with_suffix(".json").read_bytes())
@@ -173,9 +173,9 @@ def scenario_groups(cells: list[Cell]) -> list[list[Cell]]:
 
 
 def failed_record(cell: Cell, error: str) -> dict[str, Any]:
-    """The record of a cell that produced no result, in the shape execute_cell gives failures."""
-    provenance = {**software(), "config_hash": cell.key, "benchmark_hash": cell.benchmark_hash}
-    return {"key": cell.key, "cell": cell.spec(), "status": "failed", "error": error, "provenance": provenance,
+    """The record of a cell that produced no result, in the shape compute_cell gives failures."""
+    provenance = {**software(), "config_hash": cell.key}
+    return {"key": cell.key, "cell": cell.as_dict(), "status": "failed", "error": error, "provenance": provenance,
             "seconds": 0.0}
 
 
@@ -188,7 +188,7 @@ _checked_checkpoints: set[tuple[str, str]] = set()
 def _run_cells(cells: list[Cell], project: str, device: str, threads: int,
                checkpoint: tuple[str, str, Any]) -> list[dict[str, Any]]:
     from ...core.allocator import keep_freed_memory
-    from ..provenance import resolve_device
+    from ...core.device import resolve_device
 
     keep_freed_memory()
     torch.set_num_threads(threads)
@@ -197,7 +197,7 @@ def _run_cells(cells: list[Cell], project: str, device: str, threads: int,
     memo = (device, project, str(cache_dir()))
     if memo not in _workspaces:
         _workspaces[memo] = Workspace(resolve_device(device), progress=False)
-    return [execute_cell(cell, _workspaces[memo]) for cell in cells]
+    return [compute_cell(cell, _workspaces[memo]) for cell in cells]
 
 
 def _enter_project(project: str) -> None:
@@ -215,14 +215,16 @@ def _enter_project(project: str) -> None:
 
 def _install_checkpoint(key: str, sha256: str, blob_ref) -> None:
     """Make sure this worker's cache holds the checkpoint the driver planned with (fetched only if missing)."""
+    from ...core.files import atomic_write_bytes
     from ...core.hashing import file_sha256
-    from ..store import atomic_write_bytes
 
     ckpt = cache_dir() / "models" / f"{key}.pt"
     if (str(ckpt), sha256) in _checked_checkpoints:
         return
     meta = ckpt.with_suffix(".json")
     if not (ckpt.exists() and meta.exists() and file_sha256(ckpt) == sha256):
+        import ray
+
         weights, info = ray.get(blob_ref)
         atomic_write_bytes(meta, info)
         atomic_write_bytes(ckpt, weights)

@@ -1,11 +1,14 @@
-"""Source architectures. Models take float images in [0, 1] and return logits."""
+"""The suite's own small CNN, trained by the suite (the built-in digits benchmarks use it)."""
 
 from __future__ import annotations
 
-import torch
+from typing import Annotated
+
+from pydantic import Field
 from torch import nn
 
-from ..core.errors import UserError
+from ..classifier import Classifier
+from .registry import register_architecture
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -25,14 +28,11 @@ class SmallCNN(nn.Module):
         )
         self.head = nn.Linear(4 * w, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features((x - 0.5) / 0.5))
+    def forward(self, x):
+        return self.head(self.features(x))
 
 
-ARCHITECTURES = {"small_cnn": SmallCNN}
-
-
-def build_model(arch: str, num_classes: int, in_channels: int, **params) -> nn.Module:
-    if arch not in ARCHITECTURES:
-        raise UserError(f"unknown architecture '{arch}'; known: {', '.join(ARCHITECTURES)}", field="model.arch")
-    return ARCHITECTURES[arch](num_classes=num_classes, in_channels=in_channels, **params)
+@register_architecture("small_cnn")
+def small_cnn(num_classes: int, in_channels: int, width: Annotated[int, Field(ge=1, le=1024)] = 32) -> Classifier:
+    """SmallCNN on inputs scaled to [-1, 1]."""
+    return Classifier(SmallCNN(num_classes, in_channels, width), head="head", mean=0.5, std=0.5)

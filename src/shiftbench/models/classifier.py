@@ -1,0 +1,60 @@
+"""The model wrapper every source model is: images in [0, 1] -> preprocessing -> network -> logits.
+
+The network is stored unchanged as `net` (so a published checkpoint loads into it under its
+own parameter names) and its classifier layer is named (`head`, e.g. "fc" or "linear"), which
+splits the model into features (everything up to the head's input) and classifier (the head).
+Methods that need that split (feature-based adaptation, prototype classifiers) use
+`features_and_logits`, never a layer name of their own. Preprocessing (mean / std) lives
+here, so every method keeps receiving images in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class Classifier(nn.Module):
+    def __init__(self, net: nn.Module, head: str, mean: Sequence[float] | float | None = None,
+                 std: Sequence[float] | float | None = None):
+        super().__init__()
+        self.net = net
+        self.head_name = head
+        self.head  # the named layer must exist
+        # not saved in state dicts: a checkpoint is the network's own weights
+        self.register_buffer("mean", _channel_vector(mean), persistent=False)
+        self.register_buffer("std", _channel_vector(std), persistent=False)
+
+    @property
+    def head(self) -> nn.Module:
+        """The classifier layer (looked up by name, so a wrapper installed in its place is found too)."""
+        return self.net.get_submodule(self.head_name)
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mean is not None:
+            x = x - self.mean
+        if self.std is not None:
+            x = x / self.std
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.preprocess(x))
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the head's input flattened to (N, D), the logits) in one forward pass."""
+        seen: list[torch.Tensor] = []
+        handle = self.head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+        try:
+            logits = self(x)
+        finally:
+            handle.remove()
+        return seen[-1].flatten(1), logits
+
+
+def _channel_vector(value: Sequence[float] | float | None) -> torch.Tensor | None:
+    if value is None:
+        return None
+    t = torch.as_tensor(value, dtype=torch.float32).flatten()
+    return t.view(1, -1, 1, 1)

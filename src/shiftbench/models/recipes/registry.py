@@ -1,0 +1,31 @@
+"""Training recipes for the source model, by name: `training: {name: NAME, ...params}`.
+
+A recipe is fn(model, train, val, *, seed, device, progress, **params) -> info dict; its typed
+keyword parameters are the `training:` fields it accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ...core.params import validate_params
+from ...core.registry import Registry
+
+RUN_ARGS = ("model", "train", "val", "seed", "device", "progress")
+
+RECIPES: Registry[Callable[..., dict[str, Any]]] = Registry("training recipe", "shiftbench.models.recipes",
+                                                            "shiftbench.recipes")
+
+
+def register_recipe(name: str):
+    """Decorator: fn(model, train, val, *, seed, device, progress, **params) -> info dict."""
+    return RECIPES.decorator(name)
+
+
+def check_recipe(training: dict[str, Any], *, source: str | None = None) -> dict[str, Any]:
+    """{'name': recipe, **params} validated, defaults filled."""
+    params = dict(training)
+    name = params.pop("name", "erm")
+    fn = RECIPES.get(name, source=source, field="training.name")
+    return {"name": name, **validate_params(fn, params, source=source, what=f"training recipe '{name}'",
+                                            skip=RUN_ARGS, field="training")}
