@@ -16,7 +16,7 @@ import time
 import torch
 
 from shiftbench.core.device import resolve_device
-from shiftbench.evaluate import compute_metrics, run_stream
+from shiftbench.evaluation import compute_metrics, run_stream
 from shiftbench.methods import create_method
 from shiftbench.run.benchmark import load_benchmark
 from shiftbench.run.plan import scenario_cell

@@ -84,7 +84,7 @@ def evaluator_overhead(root: Path, repeats: int) -> tuple[float, float, float]:
     """Median over repeats of (bare loop s, run_stream s, compute_cell s) on the same model and batches."""
     import torch
 
-    from shiftbench.evaluate.stream import run_stream
+    from shiftbench.evaluation.stream import run_stream
     from shiftbench.methods import create_method
     from shiftbench.models.forward import batches, to_float
     from shiftbench.run.compute import compute_cell

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from shiftbench.core.device import resolve_device
-from shiftbench.evaluate import compute_metrics, run_stream
+from shiftbench.evaluation import compute_metrics, run_stream
 from shiftbench.leaderboard.plots_translation import plot_translation_tradeoff
 from shiftbench.methods import create_method
 from shiftbench.run.benchmark import load_benchmark

@@ -12,7 +12,7 @@ from conftest import make_project, submission
 from shiftbench.core.errors import UserError
 from shiftbench.data import load_dataset
 from shiftbench.data.tagged_digits import CONTEXTS
-from shiftbench.evaluate import compute_metrics
+from shiftbench.evaluation import compute_metrics
 from shiftbench.models import get_source_model
 from shiftbench.models.recipes.adawac import mirror_ascent_step
 from shiftbench.models.recipes.groupdro import update_group_weights

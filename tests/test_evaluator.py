@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from shiftbench.core.imageset import ImageSet
-from shiftbench.evaluate import compute_metrics, run_stream
-from shiftbench.evaluate.metrics import consistency, expected_calibration_error
+from shiftbench.evaluation import compute_metrics, run_stream
+from shiftbench.evaluation.metrics import consistency, expected_calibration_error
 from shiftbench.methods import Method
 
 

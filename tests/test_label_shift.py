@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from shiftbench.core.imageset import ImageSet
-from shiftbench.evaluate import run_stream
-from shiftbench.evaluate.metrics import prior_estimation_error
+from shiftbench.evaluation import run_stream
+from shiftbench.evaluation.metrics import prior_estimation_error
 from shiftbench.leaderboard.aggregate import summary_table
 from shiftbench.methods import SourceContext, create_method
 from shiftbench.methods.labelshift import (

@@ -12,8 +12,8 @@ from conftest import REPO
 
 from shiftbench.core.imageset import centre_crop
 from shiftbench.data import load_dataset
-from shiftbench.evaluate import compute_metrics, run_stream
-from shiftbench.evaluate.metrics import translation_metrics
+from shiftbench.evaluation import compute_metrics, run_stream
+from shiftbench.evaluation.metrics import translation_metrics
 from shiftbench.leaderboard.plots_translation import plot_translation_tradeoff, translation_points
 from shiftbench.methods import Method, create_method
 from shiftbench.models import get_source_model

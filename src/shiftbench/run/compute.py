@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..core.device import device_name
-from ..evaluate import compute_metrics, run_stream
-from ..evaluate.metrics import prior_estimation_error, true_prior
+from ..evaluation import compute_metrics, run_stream
+from ..evaluation.metrics import prior_estimation_error, true_prior
 from ..methods import create_method
 from .cell import Cell
 from .provenance import software
