@@ -77,4 +77,4 @@ def validate_params(fn: Callable, params: dict[str, Any] | None, *, source: str 
             msg = f"unknown parameter '{loc}' for {what}; allowed: {allowed}"
         else:
             msg = f"parameter '{loc}' of {what}: {err['msg']} (got {short_repr(err.get('input'))})"
-        raise UserError(msg, source=source, field=f"{field}.{loc}" if loc else field) from None
+        raise UserError(msg, source=source, field=".".join(x for x in (field, loc) if x) or None) from None

@@ -11,10 +11,11 @@ from ..core.imageset import ImageSet
 from .registry import generator, register_shift
 
 Probability = Annotated[float, Field(ge=0, le=1)]
+ClassIndex = Annotated[int, Field(ge=0, le=100_000)]
 
 
 @register_shift("spurious_colour", "concept")
-def spurious_colour(data: ImageSet, *, seed: int, correlation: Probability = 0.9, threshold: int = 5) -> ImageSet:
+def spurious_colour(data: ImageSet, *, seed: int, correlation: Probability = 0.9, threshold: ClassIndex = 5) -> ImageSet:
     """ColoredMNIST-style colour: red if (label < threshold) with probability `correlation`, else green.
 
     Train with a high correlation and test with a low one and p(y | colour) flips.
@@ -35,7 +36,7 @@ def spurious_colour(data: ImageSet, *, seed: int, correlation: Probability = 0.9
 
 @register_shift("colored_mnist", "concept")
 def colored_mnist(data: ImageSet, *, seed: int, colour_flip: Probability = 0.1, label_noise: Probability = 0.25,
-                  threshold: int = 5) -> ImageSet:
+                  threshold: ClassIndex = 5) -> ImageSet:
     """DomainBed's ColoredMNIST: binary y = 1[digit < threshold] XOR Bernoulli(label_noise), colour = y XOR Bernoulli(colour_flip).
 
     The digit is drawn in the red channel for colour 0 and the green one for colour 1
@@ -57,7 +58,7 @@ def colored_mnist(data: ImageSet, *, seed: int, colour_flip: Probability = 0.1, 
 
 
 @register_shift("relabel_subpopulation", "concept")
-def relabel_subpopulation(data: ImageSet, *, seed: int, source_class: int = 1, target_class: int = 7,
+def relabel_subpopulation(data: ImageSet, *, seed: int, source_class: ClassIndex = 1, target_class: ClassIndex = 7,
                           mass: Probability = 0.5) -> ImageSet:
     """p(x) fixed, a fraction `mass` of source_class's inputs carry target_class as label.
 

@@ -48,7 +48,7 @@ def check_shift_spec(spec: dict[str, Any], *, source: str | None = None) -> dict
     if not isinstance(name, str):
         raise UserError("each shift needs a 'shift: NAME' entry", source=source, field="shifts")
     info = get_shift(name, source=source)
-    return {"shift": name, **validate_params(info.fn, spec, source=source, what=f"shift '{name}'")}
+    return {"shift": name, **validate_params(info.fn, spec, source=source, what=f"shift '{name}'", field="")}
 
 
 def apply_shifts(data: ImageSet, specs: list[dict[str, Any]], seed: int) -> ImageSet:

@@ -6,10 +6,18 @@ keyword parameters are the `training:` fields it accepts.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
+
+from pydantic import Field
 
 from ...core.params import validate_params
 from ...core.registry import Registry
+
+# the parameters every SGD recipe shares, with the bounds that keep a typo from running for days
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+WeightDecay = Annotated[float, Field(ge=0, le=1)]
 
 RUN_ARGS = ("model", "train", "val", "seed", "device", "progress")
 
