@@ -78,13 +78,25 @@ def test_mixture_variance_is_the_two_component_variance():
     torch.testing.assert_close(out, (x - mu) / torch.sqrt(var + bn.eps), atol=1e-5, rtol=0)
 
 
-def test_bn_adapt_leaves_the_source_model_untouched(batch):
+@pytest.mark.parametrize("name, params", [("bn_adapt", {}), ("tent", {"lr": 1e-2}), ("alpha_bn", {"alpha": 0.5}),
+                                          ("online_em", {"base": "tent", "base_params": {"lr": 1e-2}})])
+def test_adapting_methods_change_their_copy_and_never_the_source_model(batch, name, params):
+    """setup() gets the cell's own copy; SourceContext.model is the shared source model, which other
+    cells (and methods that read it for prior estimates) rely on staying as trained."""
     model = model_with_source_stats()
     before = copy.deepcopy(model.state_dict())
-    predict("bn_adapt", {}, model, batch)
-    predict("tent", {}, model, batch)
+    method = create_method(name, params)
+    own = copy.deepcopy(model)
+    method.setup(own, context(model))
+    first = method.predict(batch)
+    second = method.predict(batch)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+    assert not model.training and all(not m.training for m in model.modules())
+    with torch.no_grad():
+        assert not torch.allclose(own(batch), model(batch))  # the copy did adapt (batch statistics or weights)
+    if name in ("tent", "online_em"):
+        assert not torch.equal(first, second)  # and keeps adapting from batch to batch
 
 
 def test_tent_lowers_mean_entropy_on_a_shifted_batch(batch):

@@ -7,7 +7,7 @@ import torch
 from test_corruptions import DETERMINISTIC  # noqa: E402
 
 from shiftbench.data import load_dataset
-from shiftbench.shifts import all_shifts, apply_shifts, check_shift_spec
+from shiftbench.shifts import all_shifts, apply_shifts, check_shift_spec, get_shift
 from shiftbench.shifts.translation import crop_at, roll_each
 
 SEED_FREE = DETERMINISTIC | {"translate_grid"}  # translate_grid renders every offset
@@ -48,15 +48,23 @@ def test_shifts_do_not_mutate_their_input(test_split):
 
 
 def test_shifts_compose_covariate_and_label(test_split):
+    """A chain is function composition with per-step seeds: noise first, then resampling to a prior,
+    so every output row is a noised source row under its own label (p(x|y) kept, p(y) moved)."""
+    from shiftbench.shifts.registry import _child_seed
+
     chain = [check_shift_spec({"shift": "gaussian_noise", "severity": 5}),
              check_shift_spec({"shift": "dirichlet_prior", "alpha": 0.5, "n": 500})]
-    out = apply_shifts(test_split, chain, seed=0)
-    assert len(out) == 500
-    assert "target_prior" in out.meta
-    assert (out.images.float() - 0).abs().mean() > 0
-    # Pixels changed by the noise: no output row equals its clean source row exactly.
-    clean = apply_shifts(test_split, chain[1:], seed=0)
-    assert not torch.equal(out.images, clean.images)
+    out = apply_shifts(test_split, chain, seed=3)
+    noisy = get_shift("gaussian_noise").fn(test_split, seed=_child_seed(3, 0), severity=5)
+    expected = get_shift("dirichlet_prior").fn(noisy, seed=_child_seed(3, 1), alpha=0.5, n=500)
+    assert torch.equal(out.images, expected.images) and torch.equal(out.labels, expected.labels)
+    assert out.meta["target_prior"] == expected.meta["target_prior"]
+
+    noisy_rows = {(bytes(x.numpy()), int(y)) for x, y in zip(noisy.images, noisy.labels)}
+    clean_rows = {bytes(x.numpy()) for x in test_split.images}
+    assert all((bytes(x.numpy()), int(y)) in noisy_rows for x, y in zip(out.images, out.labels))
+    assert not any(bytes(x.numpy()) in clean_rows for x in out.images)  # the noise reached every row
+    assert (out.class_prior() - test_split.class_prior()).abs().sum() > 0.2  # and the prior moved
 
 
 @pytest.mark.parametrize("alpha", [0.1, 1.0, 10.0])

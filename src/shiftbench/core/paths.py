@@ -29,6 +29,3 @@ def project_root(start: Path | None = None) -> Path:
         return checkout
     return here
 
-
-def builtin_benchmarks_dir() -> Path:
-    return project_root() / "benchmarks"

@@ -119,7 +119,8 @@ def prior_estimation_error(method_info: dict[str, Any], meta: dict[str, Any] | N
     """L1 between true and estimated target prior, and mean_k (w*_k - w_k)^2 of the weights w = q / p.
 
     Only when the method reports `prior_estimate` and the scenario recorded `target_prior`
-    (the realised label frequencies of a label shift, REFERENCE.md section 3).
+    (the realised label frequencies of a label shift). The weights' MSE is the measure of Lipton et al.
+    2018 (BBSE) and Azizzadenesheli et al. 2019 (RLLS).
     """
     if not meta or "target_prior" not in meta or "prior_estimate" not in (method_info or {}):
         return {}

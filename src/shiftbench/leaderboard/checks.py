@@ -5,9 +5,11 @@ Each result gets `flags` (a list of {kind, message}) and `ranked` (bool):
              (name, method, params, benchmark) disagrees with its records or its file name
   stale      the benchmark definition changed (or vanished) since the result was computed
   duplicate  another result file on the same benchmark claims the same name
-and `oracle` (bool): the method uses privileged information (true labels or
-priors), declared by `oracle: true` in the result, the submission, a parameter
-or the method's describe(); it is shown as a reference and not ranked.
+and `oracle` (bool): the method uses privileged information (true labels or priors).
+A method says so with the class attribute `oracle = True`; the runner then writes
+`oracle: true` into the result file and the method's describe() puts it into every
+record's method_info. Any such mark (or `oracle: true` in a hand-made result's
+submission or cell parameters) makes the entry a reference: shown, never ranked.
 """
 
 from __future__ import annotations

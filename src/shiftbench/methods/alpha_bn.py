@@ -15,7 +15,7 @@ class MixedStatsBatchNorm(nn.Module):
     """BatchNorm whose statistics are (1-alpha) * source + alpha * current batch, for mean and variance.
 
     With mixture_variance the variance also gets alpha(1-alpha)(mu_s - mu_t)^2, the
-    variance of the two-component mixture (REFERENCE.md section 2; off by default).
+    variance of the two-component mixture (some implementations add it; off by default, as in You et al.).
     """
 
     def __init__(self, bn: nn.modules.batchnorm._BatchNorm, alpha: float, mixture_variance: bool):

@@ -3,7 +3,7 @@
 Each one is logit-only: the evaluator runs the source model once per scenario and
 hands every such method the same logits. Per batch a correction
   1. calibrates the logits with a calibrator fitted by NLL on held-out source logits
-     (`calibration`: none | ts | bcts | vs, REFERENCE.md section 3),
+     (`calibration`: none | ts | bcts | vs, Alexandari et al. 2020; labelshift/calibration.py),
   2. updates its estimate q of the target prior,
   3. returns z + log q - log p (the Bayes correction; p = source training prior).
 

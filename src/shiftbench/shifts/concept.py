@@ -1,4 +1,5 @@
-"""Concept shift: p(y|x) changes (REFERENCE.md section 5)."""
+"""Concept shift: p(y|x) changes while p(x) may stay (spurious correlations as in ColoredMNIST /
+Waterbirds, relabelled subpopulations)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Label shift: the class prior changes, p(x|y) does not (REFERENCE.md section 3).
+"""Label shift: the class prior changes, p(x|y) does not (Lipton et al. 2018; Alexandari et al. 2020).
 
 Every prior builder resamples the pool with replacement so that class k gets
 floor(n * q_k) samples plus its share of the remainder drawn from q, and records

@@ -1,4 +1,4 @@
-"""Label-shift estimation and correction on logits (REFERENCE.md section 3).
+"""Label-shift estimation and correction on logits (BBSE, RLLS, MLLS; calibration; the Bayes correction).
 
 Pure functions and small classes on tensors of logits or probabilities (adjust,
 calibration, estimators, running); the label shift adapter's network and its
@@ -6,19 +6,11 @@ training/cache live in adapter.py and adapter_training.py. Methods in
 `shiftbench.methods` build on them.
 """
 
-from .adjust import adjust_logits, prior_weights
+from .adjust import adjust_logits
 from .calibration import CALIBRATIONS, Calibrator, fit_calibrator
-from .estimators import (
-                         bbse_prior,
-                         bbse_weights,
-                         confusion_matrix,
-                         mlls_em,
-                         predicted_distribution,
-                         rlls_prior,
-                         rlls_weights,
-)
+from .estimators import (bbse_prior, bbse_weights, confusion_matrix, mlls_em, predicted_distribution, rlls_prior,
+                         rlls_weights)
 from .running import RunningPrior
 
 __all__ = ["CALIBRATIONS", "Calibrator", "RunningPrior", "adjust_logits", "bbse_prior", "bbse_weights", "confusion_matrix",
-           "fit_calibrator", "mlls_em", "predicted_distribution", "prior_weights", "rlls_prior",
-           "rlls_weights"]
+           "fit_calibrator", "mlls_em", "predicted_distribution", "rlls_prior", "rlls_weights"]

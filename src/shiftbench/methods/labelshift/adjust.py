@@ -13,8 +13,3 @@ def adjust_logits(logits: torch.Tensor, target_prior: torch.Tensor, source_prior
     p = source_prior.to(logits.device, torch.float64).clamp_min(PRIOR_FLOOR)
     return (logits.double() + q.log() - p.log()).to(logits.dtype)
 
-
-def prior_weights(target_prior: torch.Tensor, source_prior: torch.Tensor) -> torch.Tensor:
-    """w = q / p (0 where the source prior is 0)."""
-    p = source_prior.double()
-    return torch.where(p > 0, target_prior.double() / p.clamp_min(PRIOR_FLOOR), torch.zeros_like(p))

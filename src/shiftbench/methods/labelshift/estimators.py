@@ -1,4 +1,4 @@
-"""Target class-prior estimators from source-model predictions (REFERENCE.md section 3).
+"""Target class-prior estimators from source-model predictions.
 
 Each returns an estimate q of the target prior (non-negative, sums to 1). Inputs are
 probabilities (after any calibration); all arithmetic is float64 on CPU.
