@@ -336,7 +336,12 @@ def test_label_shift_submissions_end_to_end(tmp_path, monkeypatch):
     assert results["Oracle"]["oracle"] and not results["MLLS"]["oracle"]
     dirichlet = {n: next(x for x in r["records"] if x["cell"]["scenario"] == "dirichlet") for n, r in results.items()}
     assert dirichlet["Oracle"]["metrics"]["prior_l1"] < 1e-9
-    assert 0 < dirichlet["MLLS"]["metrics"]["prior_l1"] < 2
+    # EM moves the estimate from the source prior towards the true one (a weak 3-epoch model: not far)
+    true = torch.tensor(dirichlet["Oracle"]["method_info"]["prior_estimate"], dtype=torch.float64)
+    from shiftbench.data import load_dataset
+
+    source_l1 = (load_dataset("digits").source_train.class_prior() - true).abs().sum().item()
+    assert dirichlet["MLLS"]["metrics"]["prior_l1"] < source_l1
     assert "prior_l1" not in dirichlet["Source"]["metrics"]
     table = summary_table(load_annotated(root / "leaderboard" / "results"))
     assert table.entry.iloc[-1] == "Oracle" and pd.isna(table["rank"].iloc[-1]) and table.status.iloc[-1] == "oracle"
