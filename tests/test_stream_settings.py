@@ -350,3 +350,25 @@ def test_a_matrix_placeholder_without_a_key_is_one_line(tmp_path, monkeypatch, c
     assert main(["validate", "leaderboard/submissions/a.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tiny.yaml: scenarios:" in err[0] and "'n-{x}'" in err[0] and "no matrix key" in err[0]
+
+
+def test_segment_matrix_writes_a_sequence_and_composes_with_matrix():
+    import yaml
+
+    from shiftbench.run.benchmark import Benchmark
+
+    bench = Benchmark(**yaml.safe_load(header("t") + """\
+scenarios:
+  - {name: explicit, family: covariate, segments: [[{shift: gaussian_noise, severity: 3}], [{shift: shot_noise, severity: 3}]]}
+  - name: "compact-s{s}"
+    family: covariate
+    matrix: {s: [3, 5]}
+    segment_matrix: {c: [gaussian_noise, shot_noise]}
+    shifts: [{shift: "{c}", severity: "{s}"}]
+    stream: {batch_size: "{s}"}
+"""))
+    assert [s.name for s in bench.scenarios] == ["explicit", "compact-s3", "compact-s5"]
+    assert bench.scenario("compact-s3").segments == bench.scenario("explicit").segments
+    assert bench.scenario("compact-s5").segments == [[{"shift": "gaussian_noise", "severity": 5}],
+                                                     [{"shift": "shot_noise", "severity": 5}]]
+    assert bench.scenario("compact-s5").shifts == [] and bench.batch_size_of(bench.scenario("compact-s5")) == 5

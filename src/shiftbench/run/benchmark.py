@@ -5,7 +5,8 @@ applied to the training split (the model trained on it is then specific to the
 scenario, as a spurious correlation needs), or several segments played in order
 (a sequence, where the continual protocol carries state across segments).
 `matrix` expands one scenario template into many: '{c}' in names and shift
-parameters takes each value in turn. `stream` sets how the segments are played
+parameters takes each value in turn; `segment_matrix` makes the segments of one
+scenario the same way (run/scenario_templates.py). `stream` sets how the segments are played
 (gradual severities, mixed, label-correlated order, cycles, batch size, online
 error window; run/stream_settings.py). `requires_data` keeps a scenario only when
 the named datasets are on disk (e.g. CIFAR-10-C read from files), `unless_data`
@@ -18,7 +19,6 @@ parameters, the dataset's manifest and its loader's parameters.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,8 @@ from ..core.paths import project_root
 from ..data import check_loader_params, data_present, load_manifest
 from ..models.architectures import check_arch_params
 from ..models.recipes import check_recipe
-from ..shifts import FAMILIES, check_shift_spec
+from ..shifts import check_shift_spec
+from .scenario_templates import expand_templates
 from .stream_settings import StreamSettings, check_stream_settings
 
 
@@ -45,6 +46,7 @@ class ScenarioSpec(BaseModel):
     segments: list[list[dict[str, Any]]] | None = None
     train_shifts: list[dict[str, Any]] = Field(default_factory=list)
     matrix: dict[str, list[Any]] | None = None
+    segment_matrix: dict[str, list[Any]] | None = None
     requires_data: list[str] = Field(default_factory=list, description="datasets that must be on disk")
     unless_data: list[str] = Field(default_factory=list, description="datasets whose presence drops this scenario")
     stream: StreamSettings = Field(default_factory=StreamSettings, description="the evaluation setting")
@@ -78,7 +80,7 @@ class Benchmark(BaseModel):
     @classmethod
     def _expand(cls, scenarios: Any) -> Any:
         """Templates expand before parsing, so a '{b}' may stand for a number (e.g. stream.batch_size)."""
-        return [s for raw in scenarios for s in expand_matrix(raw)] if isinstance(scenarios, list) else scenarios
+        return [s for raw in scenarios for s in expand_templates(raw)] if isinstance(scenarios, list) else scenarios
 
     @field_validator("scenarios")
     @classmethod
@@ -103,33 +105,6 @@ class Benchmark(BaseModel):
     def content_hash(self) -> str:
         """Hash of the whole definition as written (every scenario, whatever data is on disk)."""
         return self.definition_hash
-
-
-def _substitute(value: Any, binding: dict[str, Any]) -> Any:
-    if isinstance(value, str):
-        for k, v in binding.items():
-            if value == "{" + k + "}":
-                return v
-        return value.format(**binding) if "{" in value else value
-    if isinstance(value, list):
-        return [_substitute(v, binding) for v in value]
-    if isinstance(value, dict):
-        return {k: _substitute(v, binding) for k, v in value.items()}
-    return value
-
-
-def expand_matrix(raw: Any) -> list[Any]:
-    """A scenario as written -> one per combination of its matrix values (itself when it has none,
-    or a malformed one, which parsing then reports)."""
-    matrix = raw.get("matrix") if isinstance(raw, dict) else None
-    if not matrix or not isinstance(matrix, dict) or not all(isinstance(v, list) for v in matrix.values()):
-        return [raw]
-    keys = list(matrix)
-    template = {k: v for k, v in raw.items() if k != "matrix"}
-    try:
-        return [_substitute(template, dict(zip(keys, combo))) for combo in itertools.product(*matrix.values())]
-    except (KeyError, IndexError, ValueError) as e:
-        raise ValueError(f"scenario '{raw.get('name')}': a '{{...}}' names no matrix key ({e})") from None
 
 
 def benchmarks_dir() -> Path:
