@@ -134,6 +134,7 @@ def test_gradual_plays_each_corruption_at_severities_one_to_five_to_one(project,
     clean = workspace.dataset("digits").split("test").images.double()
     stream = stream_of(workspace, "gradual")
     assert len(stream) == 18
+    assert stream[3] is stream[5] and stream[9] is stream[17]  # a severity met again replays its images
     for block in (stream[:9], stream[9:]):  # the noise grows along 1..5 and shrinks back, image by image
         deviation = [(seg.images.double() - clean).abs().mean().item() for seg in block]
         assert all(a < b for a, b in pairwise(deviation[:5]))
@@ -372,3 +373,17 @@ scenarios:
     assert bench.scenario("compact-s5").segments == [[{"shift": "gaussian_noise", "severity": 5}],
                                                      [{"shift": "shot_noise", "severity": 5}]]
     assert bench.scenario("compact-s5").shifts == [] and bench.batch_size_of(bench.scenario("compact-s5")) == 5
+
+
+def test_a_recurring_segment_is_laid_out_once():
+    from shiftbench.core.imageset import ImageSet
+    from shiftbench.evaluation.stream_layout import lay_out
+
+    def seg(k):
+        return ImageSet(torch.full((40, 1, 2, 2), k, dtype=torch.uint8), torch.arange(40) % 4, ("a", "b", "c", "d"))
+
+    a, b = seg(1), seg(2)
+    order = {"shift": "label_correlated_order", "concentration": 0.1, "chunks": None}
+    out = lay_out([a, b, a], {"mix": False, "label_order": order, "cycles": 2}, seed=0)
+    assert len(out) == 6 and out[0] is out[2] is out[3] is out[5] and out[1] is out[4]
+    assert not torch.equal(out[0].labels, a.labels) and sorted(out[0].labels.tolist()) == sorted(a.labels.tolist())

@@ -7,6 +7,8 @@
                within each segment (after mixing: over the mixed stream)
   cycles       the list of segments repeated; the copies are the same objects (no extra memory)
 
+A segment object that occurs twice in the list (a chain that recurs) stays one object.
+
 The chains and severities are resolved earlier (run/stream_settings.py); this is what acts on
 images, so that it counts as evaluator code in every cell's key.
 """
@@ -27,7 +29,11 @@ def lay_out(segments: list[ImageSet], layout: dict[str, Any], seed: int) -> list
         segments = [mix(segments, seed_from(seed, "mix"))]
     order = layout["label_order"]
     if order is not None:
-        segments = [order_by_label(s, order, seed_from(seed, "label_order", i)) for i, s in enumerate(segments)]
+        ordered: dict[int, ImageSet] = {}  # a segment object played twice is ordered once
+        for i, s in enumerate(segments):
+            if id(s) not in ordered:
+                ordered[id(s)] = order_by_label(s, order, seed_from(seed, "label_order", i))
+        segments = [ordered[id(s)] for s in segments]
     return segments * layout["cycles"]
 
 

@@ -87,14 +87,18 @@ class Workspace:
     def stream(self, cell: Cell) -> list[ImageSet]:
         """The scenario's test stream as played, one ImageSet per played segment, full images plus
         `window` (the evaluator crops): the shift chains applied, then laid out as the scenario's
-        stream settings say (mixed, label-ordered, cycled)."""
+        stream settings say (mixed, label-ordered, cycled). A chain that recurs in the stream (a
+        gradual path's way back down) plays the same images again: one object, built once."""
         spec = cell.spec
         name = spec["seed_name"]
 
         def build():
             base = self.dataset(cell.dataset).split(spec["split"])
-            segments = [apply_shifts(base, chain, seed_from(cell.benchmark, name, i, cell.seed))
-                        for i, chain in enumerate(spec["segments"])]
+            built: dict[str, ImageSet] = {}
+            for i, chain in enumerate(spec["segments"]):
+                if _frozen(chain) not in built:
+                    built[_frozen(chain)] = apply_shifts(base, chain, seed_from(cell.benchmark, name, i, cell.seed))
+            segments = [built[_frozen(chain)] for chain in spec["segments"]]
             return lay_out(segments, spec["stream"], seed_from(cell.benchmark, name, "stream", cell.seed))
 
         return self._data.remember(self._stream_key(cell), build)
