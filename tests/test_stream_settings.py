@@ -341,16 +341,22 @@ def test_gradual_needs_a_severity_to_vary(tmp_path, monkeypatch):
         load_benchmark("tiny")
 
 
-def test_a_matrix_placeholder_without_a_key_is_one_line(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("scenario, message", [
+    ("{name: 'n-{x}', family: covariate, matrix: {b: [1, 2]}, shifts: [{shift: gaussian_noise}]}",
+     "'{x}' names no matrix key"),
+    ("{name: s, family: covariate, segment_matrix: {c: [1]}, segments: [[{shift: gaussian_noise}]]}",
+     "segment_matrix makes the segments from `shifts`"),
+    ("{name: s, family: covariate, segment_matrix: {c: [1]}}", "segment_matrix makes the segments from `shifts`"),
+])
+def test_bad_templates_are_one_line(tmp_path, monkeypatch, capsys, scenario, message):
     from shiftbench.cli.main import main
 
-    bench = header("tiny") + (
-        "scenarios:\n  - {name: 'n-{x}', family: covariate, matrix: {b: [1, 2]}, shifts: [{shift: gaussian_noise}]}\n")
-    root = make_project(tmp_path / "p", {"a.yaml": submission("A", "source")}, benchmark=bench)
+    root = make_project(tmp_path / "p", {"a.yaml": submission("A", "source")},
+                        benchmark=header("tiny") + f"scenarios:\n  - {scenario}\n")
     monkeypatch.chdir(root)
     assert main(["validate", "leaderboard/submissions/a.yaml"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "tiny.yaml: scenarios:" in err[0] and "'n-{x}'" in err[0] and "no matrix key" in err[0]
+    assert len(err) == 1 and "tiny.yaml: scenarios:" in err[0] and message in err[0], err
 
 
 def test_segment_matrix_writes_a_sequence_and_composes_with_matrix():

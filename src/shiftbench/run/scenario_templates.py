@@ -47,8 +47,11 @@ def _combinations(matrix: Any) -> list[dict[str, Any]] | None:
 
 def _segments(raw: dict[str, Any]) -> dict[str, Any]:
     bindings = _combinations(raw.get("segment_matrix"))
-    if bindings is None or raw.get("segments") is not None:
-        return raw  # nothing to expand, a malformed one, or segments given too: parsing reports it
+    if bindings is None:
+        return raw  # nothing to expand, or a malformed one that parsing reports
+    if raw.get("segments") is not None or not raw.get("shifts"):
+        raise ValueError(f"scenario '{raw.get('name')}': segment_matrix makes the segments from `shifts`; "
+                         "give shifts and no segments")
     rest = {k: v for k, v in raw.items() if k not in ("segment_matrix", "shifts")}
     return rest | {"segments": [_substitute(raw.get("shifts", []), b) for b in bindings]}
 
