@@ -115,8 +115,10 @@ def cmd_validate(args) -> int:
         if problems:
             bad += 1
             continue
-        print(f"{f}: ok ({c.submission.method} on {c.submission.benchmark}, {len(c.benchmark.scenarios)} scenarios "
-              f"x {len(c.submission.seeds)} seeds)")
+        print(f"{f}: ok ({c.submission.method} on {c.submission.benchmark}, "
+              f"{len(c.benchmark.scenarios) - len(c.unsupported)} scenarios x {len(c.submission.seeds)} seeds)")
+        for scenario, why in c.unsupported.items():
+            print(f"{f}: skips scenario '{scenario}': {why}")
     return 2 if bad else 0
 
 

@@ -9,6 +9,10 @@ Protocols (when the method is reset):
   episodic      before every batch
   per_scenario  at the start of every segment (a plain scenario is one segment)
   continual     once, at the start of the stream; state carries across segments
+
+The segments are the stream as played (run/workspace.py): a gradual scenario's one segment per
+(chain, severity), a mixed one's single shuffled segment, a cycled one's copies. Batches never
+straddle two segments, as a data loader per domain would give them.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_si
         raise ValueError(f"protocol must be one of {PROTOCOLS}")
     if method.logit_only and base_logits is None:
         raise ValueError("a logit-only method needs the source logits")
+    if batch_size < method.min_batch_size:
+        raise ValueError(f"batch size {batch_size} < {method.min_batch_size}, the smallest this method adapts from")
     out = []
     method.reset()
     for i, seg in enumerate(segments):

@@ -91,6 +91,9 @@ class Method:
     # a composite: its parameters `base` and `base_params` name and configure the method it wraps
     wraps_base: ClassVar[bool] = False
     fixed_base: ClassVar[str | None] = None  # a composite registered with its base built in (lsa+tent)
+    # the smallest test batch the method can adapt from (e.g. 2 for one that needs batch statistics);
+    # a submission skips the scenarios whose batch size is smaller, and validation says which
+    min_batch_size: ClassVar[int] = 1
 
     @classmethod
     def base_problem(cls, base: type["Method"]) -> str | None:

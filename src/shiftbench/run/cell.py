@@ -1,12 +1,12 @@
 """One cell = (scenario, method + params, protocol, seed) on a benchmark's dataset and model: its key and its record.
 
 A Cell holds everything that decides its numbers, so its key (the hash of all of it) is its
-content address in the store: the resolved scenario (split and shift chains with every
-parameter filled), the dataset's name and data sha256, the model spec and checkpoint
-sha256, the training recipe, the method with its parameters, protocol, seed, batch size,
-the shiftbench version, and the code identity of the parts it runs (run/plan.py fills those
-last three kinds of facts). Nothing else enters the key: not the rest of the benchmark, not
-what else is on disk.
+content address in the store: the resolved scenario (split and shift chains as played, every
+parameter filled; the name that seeds them; the stream settings and online window), the
+dataset's name and data sha256, the model spec and checkpoint sha256, the training recipe,
+the method with its parameters, protocol, seed, batch size, the shiftbench version, and the
+code identity of the parts it runs (run/plan.py fills those last three kinds of facts).
+Nothing else enters the key: not the rest of the benchmark, not what else is on disk.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Cell:
     benchmark: str
     scenario: str
     family: str
-    spec: dict[str, Any]  # the resolved scenario: split, segments (shift chains), train_shifts
+    spec: dict[str, Any]  # the resolved scenario (ScenarioSpec.resolved): split, chains as played, settings
     dataset: str
     model: dict[str, Any]  # arch + params (+ checkpoint)
     training: dict[str, Any]  # the source-model recipe, defaults filled

@@ -1,6 +1,11 @@
 """The whole computation of one cell, from its spec to its record:
 
   workspace.model -> workspace.stream -> create_method -> method.setup -> run_stream -> metrics.
+
+A record holds the metrics of the whole stream, per-segment metrics when the stream has more
+than one segment (a mixed stream's per segment it was mixed from, in their order; a cycled
+stream's per played copy), and `online` (error per window of images) when the stream is longer
+than one window.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import torch
 from ..core.device import device_name
 from ..evaluation import compute_metrics, run_stream
 from ..evaluation.metrics import prior_estimation_error, true_prior
+from ..evaluation.online import online_error
+from ..evaluation.stream_layout import domains
 from ..methods import create_method
 from .cell import Cell
 from .provenance import software
@@ -48,12 +55,17 @@ def compute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
         if not torch.isfinite(torch.cat(logits)).all():
             raise NonFiniteLogits("the method produced NaN or infinite logits")
         record["metrics"] = stream_metrics(stream, logits)
-        if len(stream) > 1:
-            record["segments"] = [segment_metrics(s, lg) for s, lg in zip(stream, logits)]
+        parts = [part for s, lg in zip(stream, logits) for part in domains(s, lg)]
+        if len(parts) > 1:
+            record["segments"] = [segment_metrics(s, lg) for s, lg in parts]
+        online = online_error(torch.cat(logits), torch.cat([s.labels for s in stream]), cell.spec["window"])
+        if online:
+            record["online"] = online
         record["method_info"] = method.describe()
         if len(stream) == 1:
             record["metrics"].update(prior_estimation_error(record["method_info"], stream[0].meta, source.prior))
-        record["provenance"] = {"data_sha256": cell.data_sha256, "scenario_sha256": [s.sha256() for s in stream],
+        hashes = {key: s.sha256() for key, s in {id(s): s for s in stream}.items()}  # cycled copies: hashed once
+        record["provenance"] = {"data_sha256": cell.data_sha256, "scenario_sha256": [hashes[id(s)] for s in stream],
                                 "checkpoint_sha256": model.sha256, "model_key": model.key}
     except Exception as e:  # a failing method fails its own cell, never the run
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=6))

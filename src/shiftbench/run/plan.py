@@ -28,13 +28,14 @@ EVALUATOR = ("shiftbench.run.compute",)
 
 
 def cells_of(checked: CheckedSubmission) -> list[Cell]:
-    """The submission's cells (seed-major), before the facts that need data and models are filled in."""
+    """The submission's cells (seed-major), before the facts that need data and models are filled in;
+    none for the scenarios its method cannot run (checked.unsupported)."""
     sub, bench = checked.submission, checked.benchmark
     return [
         Cell(benchmark=bench.name, scenario=s.name, family=s.family, spec=s.resolved(), dataset=bench.dataset,
              model=bench.model, training=checked.training, method=sub.method, params=checked.params,
-             protocol=sub.protocol, seed=seed, batch_size=bench.batch_size, version=__version__)
-        for seed in sub.seeds for s in bench.scenarios
+             protocol=sub.protocol, seed=seed, batch_size=bench.batch_size_of(s), version=__version__)
+        for seed in sub.seeds for s in bench.scenarios if s.name not in checked.unsupported
     ]
 
 
@@ -45,12 +46,14 @@ def scenario_cell(bench: Benchmark, scenario: str, *, method: str = "source", pa
     s = bench.scenario(scenario)
     return Cell(benchmark=bench.name, scenario=s.name, family=s.family, spec=s.resolved(), dataset=bench.dataset,
                 model=bench.model, training=bench.training, method=method, params=params or {}, protocol=protocol,
-                seed=seed, batch_size=bench.batch_size, version=__version__)
+                seed=seed, batch_size=bench.batch_size_of(s), version=__version__)
 
 
 def code_identity(cell: Cell, memo: dict[Any, str] | None = None) -> dict[str, str]:
     memo = {} if memo is None else memo
-    shifts = sorted({spec["shift"] for chain in cell.spec["segments"] + [cell.spec["train_shifts"]] for spec in chain})
+    order = cell.spec["stream"]["label_order"]  # the stream's order is a shift too
+    chains = cell.spec["segments"] + [cell.spec["train_shifts"]] + ([[order]] if order else [])
+    shifts = sorted({spec["shift"] for chain in chains for spec in chain})
     parts = {
         "evaluator": ("evaluator",),
         "method": ("method", cell.method, repr(sorted(cell.params.items()))),

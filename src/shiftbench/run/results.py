@@ -40,6 +40,7 @@ def write_result(results_root: Path, checked: CheckedSubmission, records: list[d
         "benchmark": sub.benchmark,
         "benchmark_hash": checked.benchmark.content_hash(),
         "records": sorted(records, key=lambda r: (r["cell"]["seed"], r["cell"]["scenario"])),
+        "unsupported": checked.unsupported,  # scenario -> why this method has no cells there
     }
     body["records_sha256"] = config_hash(body["records"], length=64)
     path = result_path(results_root, sub.benchmark, sub.name)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..core.config import parse_model, read_yaml
 from ..core.errors import UserError
 from ..core.paths import project_root
-from ..methods import check_method
+from ..methods import check_method, method_classes
 from ..models.recipes import check_recipe
 from .benchmark import Benchmark, load_benchmark
 
@@ -39,6 +39,7 @@ class CheckedSubmission(BaseModel):
     training: dict[str, Any]  # the source-model recipe, the submission's or else the benchmark's, defaults filled
     benchmark: Benchmark
     raw: dict[str, Any]
+    unsupported: dict[str, str] = {}  # scenario -> why the method cannot run it (no cells are planned)
 
 
 def submissions_dir() -> Path:
@@ -52,7 +53,20 @@ def check_submission(path: Path) -> CheckedSubmission:
     params = check_method(sub.method, sub.params, source=source)
     bench = load_benchmark(sub.benchmark, referrer=source)
     training = bench.training if sub.training is None else check_recipe(sub.training, source=source)
-    return CheckedSubmission(submission=sub, path=source, params=params, training=training, benchmark=bench, raw=raw)
+    unsupported = unsupported_scenarios(sub.method, params, bench)
+    if unsupported and len(unsupported) == len(bench.scenarios):
+        raise UserError(f"'{sub.method}' cannot run any scenario of benchmark '{bench.name}': "
+                        f"{next(iter(unsupported.values()))}", source=source, field="method")
+    return CheckedSubmission(submission=sub, path=source, params=params, training=training, benchmark=bench, raw=raw,
+                             unsupported=unsupported)
+
+
+def unsupported_scenarios(method: str, params: dict[str, Any], bench: Benchmark) -> dict[str, str]:
+    """The benchmark's scenarios whose test batches are smaller than the method (or, for a composite,
+    its base) can adapt from, each with the reason."""
+    need = max(cls.min_batch_size for cls in method_classes(method, params))
+    return {s.name: f"batch size {bench.batch_size_of(s)} < {need}, the smallest '{method}' can adapt from"
+            for s in bench.scenarios if bench.batch_size_of(s) < need}
 
 
 def check_all(paths: list[Path]) -> list[CheckedSubmission]:

@@ -16,6 +16,7 @@ import torch
 from ..core.hashing import seed_from
 from ..core.imageset import ImageSet
 from ..data import DatasetSplits, load_dataset
+from ..evaluation.stream_layout import lay_out
 from ..methods import SourceContext
 from ..models import SourceModel, get_source_model
 from ..models.forward import forward
@@ -84,27 +85,49 @@ class Workspace:
         return self._models[key]
 
     def stream(self, cell: Cell) -> list[ImageSet]:
-        """The scenario's test stream, one ImageSet per segment, full images plus `window` (the evaluator crops)."""
+        """The scenario's test stream as played, one ImageSet per played segment, full images plus
+        `window` (the evaluator crops): the shift chains applied, then laid out as the scenario's
+        stream settings say (mixed, label-ordered, cycled). A chain that recurs in the stream (a
+        gradual path's way back down) plays the same images again: one object, built once."""
         spec = cell.spec
+        name = spec["seed_name"]
 
         def build():
             base = self.dataset(cell.dataset).split(spec["split"])
-            return [apply_shifts(base, chain, seed_from(cell.benchmark, cell.scenario, i, cell.seed))
-                    for i, chain in enumerate(spec["segments"])]
+            built: dict[str, ImageSet] = {}
+            for i, chain in enumerate(spec["segments"]):
+                if _frozen(chain) not in built:
+                    built[_frozen(chain)] = apply_shifts(base, chain, seed_from(cell.benchmark, name, i, cell.seed))
+            segments = [built[_frozen(chain)] for chain in spec["segments"]]
+            return lay_out(segments, spec["stream"], seed_from(cell.benchmark, name, "stream", cell.seed))
 
-        return self._data.remember(("stream", cell.dataset, cell.benchmark, cell.scenario, _frozen(spec), cell.seed),
-                                   build)
+        return self._data.remember(self._stream_key(cell), build)
+
+    @staticmethod
+    def _stream_key(cell: Cell) -> tuple:
+        """Scenarios that differ only in batch size or online window share one built stream."""
+        decides = {k: v for k, v in cell.spec.items() if k != "window"}
+        return ("stream", cell.dataset, cell.benchmark, _frozen(decides), cell.seed)
 
     def forward_batch(self, cell: Cell) -> int:
-        """Batch size for shared no-grad forward passes: large on CUDA; on CPU the benchmark's own
-        (512-image batches of a conv net overflow the CPU caches and run slower than 64-image ones)."""
-        return 512 if self.device.type == "cuda" else cell.batch_size
+        """Batch size for shared no-grad forward passes: large on CUDA; on CPU the cell's own, but at
+        least 64 (512-image batches of a conv net overflow the CPU caches and run slower than 64-image
+        ones; a batch-size-1 scenario must not make the shared passes crawl)."""
+        return 512 if self.device.type == "cuda" else max(cell.batch_size, 64)
 
     def base_logits(self, cell: Cell, model: SourceModel) -> list[torch.Tensor]:
-        """Source-model logits per segment, shared by all logit-only methods of a scenario."""
-        key = ("logits", cell.dataset, cell.benchmark, cell.scenario, _frozen(cell.spec), cell.seed, model.sha256)
-        return self._shared.remember(key, lambda: [forward(model.model, seg, self.forward_batch(cell), self.device)
-                                                 for seg in self.stream(cell)])
+        """Source-model logits per played segment, shared by all logit-only methods of a scenario
+        (a cycled stream's copies are one segment object: computed once)."""
+
+        def build():
+            stream = self.stream(cell)
+            done: dict[int, torch.Tensor] = {}
+            for seg in stream:
+                if id(seg) not in done:
+                    done[id(seg)] = forward(model.model, seg, self.forward_batch(cell), self.device)
+            return [done[id(seg)] for seg in stream]
+
+        return self._shared.remember(self._stream_key(cell) + ("logits", model.sha256, self.forward_batch(cell)), build)
 
     def source(self, cell: Cell, model: SourceModel) -> SourceContext:
         """What methods may know of the source side; one per model, so its memo (held-out logits,
