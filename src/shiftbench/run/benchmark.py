@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from ..core.config import parse_model, read_yaml
 from ..core.errors import UserError
@@ -100,11 +100,11 @@ class Benchmark(BaseModel):
                 return s
         raise UserError(f"unknown scenario '{name}' in benchmark '{self.name}'")
 
-    definition_hash: str = Field("", exclude=True)
+    _definition_hash: str = PrivateAttr("")
 
     def content_hash(self) -> str:
         """Hash of the whole definition as written (every scenario, whatever data is on disk)."""
-        return self.definition_hash
+        return self._definition_hash
 
 
 def benchmarks_dir() -> Path:
@@ -145,7 +145,7 @@ def load_benchmark(name_or_path: str | Path, *, referrer: str | None = None) -> 
         check_model_spec(bench.model, source=source)
         bench.training = check_recipe(bench.training, source=source)
         check_loader_params(load_manifest(bench.dataset, referrer=source))
-        bench.definition_hash = config_hash(bench.model_dump(mode="json"))
+        bench._definition_hash = config_hash(bench.model_dump(mode="json"))
         bench.scenarios = [s for s in bench.scenarios if s.wanted()]  # validated all, keep what the data allows
         _cache[key] = bench
     return _cache[key]
