@@ -16,6 +16,7 @@ import torch
 from ..core.hashing import seed_from
 from ..core.imageset import ImageSet
 from ..data import DatasetSplits, load_dataset
+from ..data.test_stream import shuffled, stratified_subset
 from ..methods import SourceContext
 from ..models import SourceModel, get_source_model
 from ..models.forward import forward
@@ -88,12 +89,24 @@ class Workspace:
         spec = cell.spec
 
         def build():
-            base = self.dataset(cell.dataset).split(spec["split"])
+            base = self.played_rows(cell)
             return [apply_shifts(base, chain, seed_from(cell.benchmark, cell.scenario, i, cell.seed))
                     for i, chain in enumerate(spec["segments"])]
 
         return self._data.remember(("stream", cell.dataset, cell.benchmark, cell.scenario, _frozen(spec), cell.seed),
                                    build)
+
+    def played_rows(self, cell: Cell) -> ImageSet:
+        """The split's rows the scenario plays, before its shifts: the seeded subset, in the seeded order.
+        One subset and order per (benchmark, split, seed), so every scenario sees the same images."""
+        spec = cell.spec
+        data = self.dataset(cell.dataset).split(spec["split"])
+        if spec.get("n_per_scenario"):
+            data = stratified_subset(data, spec["n_per_scenario"],
+                                     seed_from(cell.benchmark, spec["split"], "subset", cell.seed))
+        if spec.get("order", "as_stored") == "shuffled":
+            data = shuffled(data, seed_from(cell.benchmark, spec["split"], "order", cell.seed))
+        return data
 
     def forward_batch(self, cell: Cell) -> int:
         """Batch size for shared no-grad forward passes: large on CUDA; on CPU the benchmark's own
