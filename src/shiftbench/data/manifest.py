@@ -69,15 +69,16 @@ def manifests_dir() -> Path:
     return project_root() / "data_manifests"
 
 
-def load_manifest(name_or_path: str | Path, *, referrer: str | None = None) -> Manifest:
-    """The manifest called name (data_manifests/NAME.yaml) or at a path; referrer: the file that named it."""
+def load_manifest(name_or_path: str | Path, *, referrer: str | None = None, field: str = "dataset") -> Manifest:
+    """The manifest called name (data_manifests/NAME.yaml) or at a path; referrer: the file that named it
+    (in its `field`)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = manifests_dir() / f"{name_or_path}.yaml"
     if not path.exists():
         known = ", ".join(m.name for m in all_manifests()) or "none"
         raise UserError(f"no data manifest '{name_or_path}'; known: {known}",
-                        source=referrer or str(path), field="dataset" if referrer else None)
+                        source=referrer or str(path), field=field if referrer else None)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

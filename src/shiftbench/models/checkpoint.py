@@ -11,7 +11,8 @@ anything but tensors and plain containers (torch.load(weights_only=True)).
 from __future__ import annotations
 
 import io
-import pickle
+import pickletools
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,21 +38,46 @@ def read_state_dict(path: Path, *, key_map: Mapping[str, str] | None = None,
                     field: str = "model.checkpoint") -> dict[str, torch.Tensor]:
     """The file's tensors by parameter name: unwrapped, prefixes stripped, key_map applied."""
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only refused a global: the file would run code
-        first = str(e).split("\n")[0]
-        detail = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "Unsupported" in line), first)
-        raise UserError(f"{path} is not a plain weights file (loading it would run code it names: {detail}); "
-                        "save model.state_dict() instead", field=field) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it reads fine
+            warnings.simplefilter("ignore", UserWarning)
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused or failed, or not a torch file at all: one line either way
+        imported = imported_names(path, e)
+        if imported:
+            raise UserError(f"{path} is not a plain weights file: loading it would import and run "
+                            f"{', '.join(imported[:3])}; refused (save model.state_dict() instead)", field=field) from None
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
         raise UserError(f"{path} is not a readable torch checkpoint (truncated or another format: "
-                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", field=field) from None
+                        f"{type(e).__name__}: {first[:200]})", field=field) from None
     state = unwrap(raw)
     if state is None:
         found = ", ".join(map(str, list(raw)[:6])) if isinstance(raw, dict) else type(raw).__name__
         raise UserError(f"{path} holds no state dict (a mapping of parameter names to tensors, plain or under "
                         f"{'/'.join(WRAPPERS)}); found {found}", field=field)
     return rename(strip_prefix(state), key_map or {})
+
+
+def imported_names(path: Path, error: Exception) -> list[str]:
+    """What a refused pickle would import ('module.name'), from torch's message or a static scan of
+    a plain pickle file's opcodes (nothing is executed); [] when it imports nothing."""
+    found = [line.split("GLOBAL", 1)[1].strip().split()[0] for line in str(error).splitlines() if "GLOBAL " in line]
+    if found:
+        return found
+    try:
+        data = path.read_bytes()
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            return []
+        strings: list[str] = []
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(arg)
+            elif op.name in ("GLOBAL", "INST"):
+                found.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # not a pickle at all
+        return found
+    return found
 
 
 def unwrap(obj: Any) -> dict[str, torch.Tensor] | None:

@@ -48,7 +48,7 @@ def manifest_path(name: str) -> str:
 
 
 def load_model_manifest(name: str, *, referrer: str | None = None) -> tuple[Manifest, ModelCard]:
-    manifest = load_manifest(name, referrer=referrer)
+    manifest = load_manifest(name, referrer=referrer, field="model.weights")
     where = manifest_path(manifest.name)
     if manifest.kind != "model":
         raise UserError(f"'{name}' is a {manifest.kind} manifest, not model weights", source=referrer or where,

@@ -59,8 +59,8 @@ def resize_and_crop(x: torch.Tensor, p: Preprocessing) -> torch.Tensor:
         return x
     short = p.resize or size
     if min(h, w) != short:
-        scale = short / min(h, w)
-        new = (max(short, round(h * scale)), max(short, round(w * scale)))
+        # the long side truncated and the crop offsets rounded as torchvision's Resize / CenterCrop do
+        new = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
         mode = p.interpolation
         x = F.interpolate(x, size=new, mode=mode, antialias=mode != "nearest",
                           **({} if mode == "nearest" else {"align_corners": False}))
@@ -69,5 +69,5 @@ def resize_and_crop(x: torch.Tensor, p: Preprocessing) -> torch.Tensor:
         h, w = new
     if h < size or w < size:
         raise ValueError(f"images of {h}x{w} px after resizing are smaller than the input size {size}")
-    top, left = (h - size) // 2, (w - size) // 2
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
     return x[..., top : top + size, left : left + size]
