@@ -162,3 +162,37 @@ def test_adaptation_margins_on_the_15_generated_corruptions(real):
     assert mean["bn"] < mean["alpha_bn"] < mean["source"]
     noise = C15.index("gaussian_noise")
     assert errors["source"][noise] > 0.7 and errors["bn"][noise] < errors["source"][noise] - 0.2
+
+
+MINI = """\
+name: cifar10-jpeg-mini
+description: cifar10-jpeg's clean, severity-5 and sequence scenarios on 200 images, for a quick end-to-end run.
+extends: cifar10-jpeg
+n_per_scenario: 200
+skip_scenarios: ["generated-*-s[1-4]", "cifar10c-file-*", "*dirichlet*"]
+"""
+
+
+def test_the_cli_runs_the_jpeg_scenarios_with_the_published_model(real, tmp_path, capsys):
+    from shiftbench.cli.main import main
+
+    root, _ = real
+    shutil.copy(REPO / "benchmarks" / "cifar10-jpeg.yaml", root / "benchmarks" / "cifar10-jpeg.yaml")
+    (root / "benchmarks" / "cifar10-jpeg-mini.yaml").write_text(MINI)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("source", "bn_adapt"):
+        text = (REPO / "leaderboard" / "submissions" / "cifar10-jpeg" / f"{name}.yaml").read_text()
+        (subs / f"{name}.yaml").write_text(text.replace("benchmark: cifar10-jpeg", "benchmark: cifar10-jpeg-mini"))
+    args = ["run", "--benchmark", "cifar10-jpeg-mini", "--submissions", str(subs), "--quiet", "--device", "cpu",
+            "--results", str(tmp_path / "res"), "--site", str(tmp_path / "site"), "--store", str(tmp_path / "store")]
+    assert main(args) == 0
+    assert "34 cells: 34 computed, 0 reused, 0 failed" in capsys.readouterr().out  # 2 x (clean + 15 + sequence)
+    import json
+
+    results = sorted((tmp_path / "res" / "cifar10-jpeg-mini").glob("*.json"))
+    records = [r for f in results for r in json.loads(f.read_text())["records"]]
+    assert len(records) == 34
+    for r in records:
+        assert r["provenance"]["checkpoint_sha256"] == SHA256 and r["provenance"]["model"]["weights"] == "cifar10-resnet20"
+        assert r["provenance"]["test_stream"] == {"split": "test", "n_per_scenario": 200, "order": "shuffled"}

@@ -96,6 +96,7 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
 
 def load_pretrained(spec: dict[str, Any], train: ImageSet, device: torch.device) -> SourceModel:
     """Weights named by a model manifest (verified against its sha256) or a file; nothing is trained."""
+    spec = model_spec.resolve(spec)  # a benchmark's spec is resolved already; a script's may not be
     arch, params, reserved = model_spec.split(spec)
     info: dict[str, Any] = {"arch": arch, "arch_params": params}
     if reserved.get("weights"):

@@ -45,7 +45,7 @@ def make(name: str):
         return Classifier(net, head=last_linear(net, (cfg.get("classifier") or "", "")), preprocessing=prep)
 
     build.__doc__ = f"timm model {name} (weights from a file or manifest, never downloaded)"
-    build.__code_depends_on__ = (timm.create_model,)
+    build.__code_depends_on__ = (timm.create_model, timm.models.model_entrypoint(name))
     return build
 
 
