@@ -62,7 +62,10 @@ def cmd_run(args) -> int:
     from ..run.submission import check_all, submissions_dir
 
     folder = args.submissions or submissions_dir()
-    files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    folders = [folder]
+    if args.benchmark and not args.submissions and (folder / args.benchmark).is_dir():
+        folders.append(folder / args.benchmark)  # a benchmark's own submissions live in a subfolder of its name
+    files = [f for d in folders for f in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml"))]
     if not files:
         raise UserError("no submission files (*.yaml) found", source=str(folder))
     checked = check_all(files)
@@ -161,6 +164,41 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from ..core.params import describe_params
+    from ..data import all_manifests, data_root, dataset_dir
+    from ..models import ARCHITECTURES
+    from ..models.architectures.registry import BUILD_ARGS
+    from ..models.manifest import load_model_manifest, weights_entry
+    from ..models.preprocessing import FIELDS
+
+    print("architectures (model: {arch: NAME, ...}):")
+    for name, fn in ARCHITECTURES.entries().items():
+        print(f"  {name}: {(fn.__doc__ or '').strip().splitlines()[0] if fn.__doc__ else ''}")
+        for p, d in describe_params(fn, BUILD_ARGS).items():
+            print(f"      {p}: {d}")
+    for family in ARCHITECTURES.families().values():
+        print(f"  {family.pattern}: {family.doc}")
+    print(f"  every architecture also takes: weights (a model manifest), checkpoint (a file), key_map, head, "
+          f"{', '.join(FIELDS)}")
+    print("model manifests (model: {weights: NAME}; fetch with `shiftbench data fetch NAME`):")
+    for m in all_manifests():
+        if m.kind != "model":
+            continue
+        try:
+            _, card = load_model_manifest(m.name)
+        except UserError as e:  # a broken manifest is listed with its problem, not fatal
+            print(f"  {m.name}  (cannot be used: {e})")
+            continue
+        entry = weights_entry(m, card)
+        state = "on disk" if any((d / entry.path).is_file() for d in (dataset_dir(m), data_root())) else "not fetched"
+        published = (f", published accuracy {100 * card.published.accuracy:.2f}% on {card.published.split}"
+                     if card.published else "")
+        params = "".join(f", {k}={v}" for k, v in card.params.items())
+        print(f"  {m.name}  [{card.arch}{params}]  {state}  {m.license.strip().splitlines()[0]}{published}")
+    return 0
+
+
 def cmd_shifts(args) -> int:
     from ..core.params import describe_params
     from ..shifts import FAMILIES, all_shifts
@@ -192,7 +230,7 @@ def cmd_data(args) -> int:
                 state = "built-in"
             else:
                 state = "on disk" if find_data(m, data_dir) else ("not fetched" if m.files else "not on disk")
-            print(f"{m.name}  [{m.loader}]  {state}  {m.license}")
+            print(f"{m.name}  [{m.loader or m.kind}]  {state}  {m.license.strip().splitlines()[0] if m.license else ''}")
         return 0
     m = load_manifest(args.name)
     if args.data_command == "fetch":

@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="evaluate every submission, write results, build the leaderboard page")
-    p.add_argument("--submissions", type=Path, default=None, help="folder of submission YAML files")
+    p.add_argument("--submissions", type=Path, default=None,
+                   help="folder of submission YAML files (default: leaderboard/submissions, and with --benchmark "
+                        "NAME its NAME/ subfolder too)")
     p.add_argument("--benchmark", default=None, help="only submissions for this benchmark")
     _run_options(p)
 
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
 
     sub.add_parser("methods", help="list the adaptation methods and their parameters")
+    sub.add_parser("models", help="list the architectures (and their parameters) and the model manifests")
     p = sub.add_parser("shifts", help="list the registered shifts by family; 'preview' draws the corruptions")
     ssub = p.add_subparsers(dest="shifts_command", metavar="ACTION")
     v = ssub.add_parser("preview", help="grid of test images under every corruption (rows) and severity (columns)")

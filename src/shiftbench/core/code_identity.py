@@ -103,8 +103,17 @@ def files_of(obj: Any) -> list[Path]:
     return [Path(path).resolve()] if path else []
 
 
+DEPENDS_ON = "__code_depends_on__"
+
+
 def code_hash(objs: Iterable[Any]) -> str:
-    """sha256 (16 hex digits) over the source of the files that define the given objects and their imports."""
+    """sha256 (16 hex digits) over the source of the files that define the given objects and their imports.
+
+    An object made on the fly (a family's builder wrapping a torchvision or a user's function)
+    names the other objects whose code it runs in its `__code_depends_on__` attribute.
+    """
+    objs = list(objs)
+    objs += [dep for obj in objs for dep in getattr(obj, DEPENDS_ON, ())]
     files = sorted({p for obj in objs for p in files_of(obj)})
     h = hashlib.sha256()
     for path in files:

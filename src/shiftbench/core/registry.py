@@ -4,19 +4,37 @@ A built-in registers itself with the registry's decorator when its module is imp
 registry imports every module of its package the first time it is asked). A third-party
 plugin is found by name through the registry's entry-point group
 (`[project.entry-points."shiftbench.methods"]`), or by an import path `pkg.module:attr`
-written where the name would go. An unknown name gives the same one-line error everywhere.
+written where the name would go. A *family* answers every name `PREFIX:REST` (the
+architectures `torchvision:resnet50`, `timm:vit_small_patch16_224`): it lists the names it
+knows and makes the entry for one of them on first use. An unknown name gives the same
+one-line error everywhere.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import dataclass
+from difflib import get_close_matches
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, TypeVar
 
 from .errors import UserError
 
 T = TypeVar("T")
+LISTED = 20  # an unknown-name error lists at most this many known names
+
+
+@dataclass(frozen=True)
+class Family(Generic[T]):
+    """Entries named `prefix:REST`. make(REST) -> the entry; names() -> the RESTs it knows, or None
+    when it takes any (then make raises UserError for a bad one); pattern: how it reads in listings."""
+
+    prefix: str
+    make: Callable[[str], T]
+    names: Callable[[], list[str] | None]
+    pattern: str
+    doc: str = ""
 
 
 class Registry(Generic[T]):
@@ -34,6 +52,8 @@ class Registry(Generic[T]):
         self.kind, self.package, self.group = kind, package, group
         self._accept = accept
         self._entries: dict[str, T] = {}
+        self._families: dict[str, Family[T]] = {}
+        self._made: dict[str, T] = {}  # family members made so far, by full name
         self._loaded = False
 
     def add(self, name: str, entry: T) -> T:
@@ -53,6 +73,17 @@ class Registry(Generic[T]):
 
         return wrap
 
+    def add_family(self, prefix: str, make: Callable[[str], T], names: Callable[[], list[str] | None],
+                   pattern: str = "", doc: str = "") -> None:
+        """Register a family answering every name 'prefix:REST' (see Family)."""
+        if not prefix.isidentifier() or prefix in self._families:
+            raise ValueError(f"{self.kind} family prefix must be a new identifier: {prefix!r}")
+        self._families[prefix] = Family(prefix, make, names, pattern or f"{prefix}:<name>", doc)
+
+    def families(self) -> dict[str, Family[T]]:
+        self._load_builtins()
+        return dict(sorted(self._families.items()))
+
     def _load_builtins(self) -> None:
         if self._loaded:
             return
@@ -65,9 +96,10 @@ class Registry(Generic[T]):
         return {ep.name: ep for ep in entry_points(group=self.group)}
 
     def names(self) -> list[str]:
-        """Built-in and installed plugin names, sorted (plugins are listed without being imported)."""
+        """Built-in and installed plugin names, sorted (plugins are listed without being imported),
+        then each family's pattern."""
         self._load_builtins()
-        return sorted(set(self._entries) | set(self._plugins()))
+        return sorted(set(self._entries) | set(self._plugins())) + [f.pattern for f in self.families().values()]
 
     def entries(self) -> dict[str, T]:
         """Every built-in entry (and every plugin already loaded), by name."""
@@ -83,15 +115,43 @@ class Registry(Generic[T]):
                             field=field)
         if name in self._entries:
             return self._entries[name]
+        prefix, _, rest = name.partition(":")
+        if prefix in self._families:
+            return self._family_member(self._families[prefix], rest, source, field)
         if ":" in name:
-            return self._by_import_path(name, source, field)
+            return self.by_import_path(name, source, field)
         plugins = self._plugins()
         if name in plugins:
             return self._accepted(plugins[name].load(), f"entry point '{name}'", source, field)
-        raise UserError(f"unknown {self.kind} '{name}'; known: {', '.join(self.names()) or 'none'}, "
-                        "or an import path 'pkg.module:attr'", source=source, field=field)
+        self.unknown(name, self.names(), source=source, field=field, import_path=True)
 
-    def _by_import_path(self, spec: str, source: str | None, field: str) -> T:
+    def unknown(self, name: str, known: list[str], *, source: str | None = None, field: str | None = None,
+                import_path: bool = False):
+        """Raise the one unknown-name error: the name, close matches first, at most LISTED known names."""
+        close = get_close_matches(name, known, n=5, cutoff=0.6)
+        listed = close + [k for k in known if k not in close][: max(0, LISTED - len(close))]
+        more = f" and {len(known) - len(listed)} more" if len(known) > len(listed) else ""
+        tail = ", or an import path 'pkg.module:attr'" if import_path else ""
+        raise UserError(f"unknown {self.kind} '{name}'; known: {', '.join(listed) or 'none'}{more}{tail}",
+                        source=source, field=field or self.kind)
+
+    def _family_member(self, family: Family[T], rest: str, source: str | None, field: str) -> T:
+        full = f"{family.prefix}:{rest}"
+        if full not in self._made:
+            try:
+                known = family.names()
+                if known is not None and rest not in known:
+                    self.unknown(full, [f"{family.prefix}:{k}" for k in known], source=source, field=field)
+                self._made[full] = family.make(rest)
+            except UserError as e:  # say where the name was written
+                if e.source or e.field:
+                    raise
+                raise UserError(str(e), source=source, field=field) from None
+        return self._made[full]
+
+    def by_import_path(self, spec: str, source: str | None = None, field: str | None = None) -> T:
+        """The entry at import path 'pkg.module:attr' (accepted as this registry accepts plugins)."""
+        field = field or self.kind
         module_name, _, attr = spec.partition(":")
         if not module_name or not attr:
             raise UserError(f"'{spec}' is not an import path 'pkg.module:attr'", source=source, field=field)

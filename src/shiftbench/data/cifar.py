@@ -62,7 +62,7 @@ def read_batches(folder: Path, files: list[str], label_key: str) -> tuple[torch.
     return torch.cat(images), torch.cat(labels)
 
 
-@register_loader("cifar")
+@register_loader("cifar", random_test_order=True)
 def load_cifar(manifest: Manifest, data_dir: Path | None = None, *,
                train_files: list[str] = [f"data_batch_{i}" for i in range(1, 6)],  # noqa: B006 (validated copies)
                test_files: list[str] = ["test_batch"], meta_file: str = "batches.meta", label_key: str = "labels",

@@ -77,13 +77,27 @@ def from_nhwc(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
 
 
-def pil_to_chw(image, channels: int = 3, size: int | None = None) -> np.ndarray:
-    """A PIL image as uint8 (C, H, W): converted to L or RGB, resized (bilinear) to size x size if given."""
+def pil_to_chw(image, channels: int = 3, size: int | None = None, resize: int | None = None,
+               crop: int | None = None) -> np.ndarray:
+    """A PIL image as uint8 (C, H, W): converted to L or RGB, resized (bilinear) to size x size if given;
+    else, if given, resized so its shorter side is `resize` and centre-cropped to `crop` x `crop`
+    (the ImageNet evaluation geometry: resize 256, crop 224)."""
     from PIL import Image
 
     image = image.convert("L" if channels == 1 else "RGB")
     if size is not None and image.size != (size, size):
         image = image.resize((size, size), Image.BILINEAR)
+    if resize is not None and min(image.size) != resize:
+        w, h = image.size
+        # the long side as torchvision's Resize(int) computes it (truncated)
+        new = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
+        image = image.resize(new, Image.BILINEAR)
+    if crop is not None and image.size != (crop, crop):
+        w, h = image.size
+        if w < crop or h < crop:
+            raise ValueError(f"image of {w}x{h} px is smaller than the crop {crop}; set params.resize")
+        top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+        image = image.crop((left, top, left + crop, top + crop))
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 

@@ -31,7 +31,7 @@ def build_digit_images(digit_size: int = 24, canvas: int = 32) -> tuple[torch.Te
     return images, torch.tensor(raw.target, dtype=torch.int64)
 
 
-@register_loader("digits")
+@register_loader("digits", random_test_order=True)
 def load_digits_splits(manifest: Manifest, data_dir: Path | None = None, *, digit_size: Side = 24, canvas: Side = 32,
                        window: Side | None = 28, val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.3,
                        split_seed: Seed = 0) -> DatasetSplits:

@@ -3,7 +3,9 @@
 A file is downloaded into `<file>.part`; an interrupted download resumes from
 the .part's size (HTTP Range; file:// URLs seek). Only when the whole file's
 sha256 (or md5, where that is all the manifest has) matches is it renamed into
-place; a mismatch moves it aside to `<file>.corrupt` and stops with one line.
+place; a mismatch moves it aside to `<file>.corrupt` and stops with one line. Where only
+the start of a sha256 is published (torch.hub file names: `resnet50-0676ba61.pth`), the
+file's sha256 must start with it, a weaker check that says so.
 Archives marked `extract` are unpacked after they verify, into a temporary
 folder first, then moved into the data folder; a `.<file>.extracted` marker
 records the archive's sha256 so a later fetch skips the work.
@@ -56,6 +58,12 @@ def check_file(path: Path, entry: ManifestFile) -> FileCheck:
     if not path.is_file():
         return FileCheck(path, "missing", "run `shiftbench data fetch` for it")
     expected = {a: h for a, h in (("sha256", entry.sha256), ("md5", entry.md5)) if h}
+    if not expected and entry.sha256_prefix:
+        got = file_digests(path, ("sha256",))["sha256"]
+        if not got.startswith(entry.sha256_prefix):
+            return FileCheck(path, "mismatch", f"sha256 {got}, manifest says it starts with {entry.sha256_prefix}")
+        return FileCheck(path, "ok", f"sha256 starts with {entry.sha256_prefix} (only a {len(entry.sha256_prefix)}-digit "
+                                     "prefix is published: a weaker check than a full sha256)")
     if not expected:
         return FileCheck(path, "unverified", "the manifest records no hash for this file")
     got = file_digests(path, tuple(expected))
@@ -76,7 +84,8 @@ def fetch(manifest: Manifest, data_dir: Path | None = None, progress: bool = Tru
     folder = dataset_dir(manifest, data_dir)
     where = f"data_manifests/{manifest.name}.yaml"
     if not manifest.files:
-        raise UserError("the manifest lists no files to download (the data ships with a package)", source=where)
+        how = "the data ships with a package" if manifest.sha256 else "its description says how to get the data"
+        raise UserError(f"the manifest lists no files to download ({how})", source=where)
     folder.mkdir(parents=True, exist_ok=True)
     for entry in manifest.files:
         target = folder / entry.path
@@ -119,7 +128,7 @@ def _download_verified(entry: ManifestFile, target: Path, progress: bool, log) -
     if check.status == "unverified":
         log(f"{entry.path}: WARNING: no hash in the manifest, the download is not verified")
     os.replace(part, target)
-    log(f"{entry.path}: {'verified' if check.status == 'ok' else 'downloaded'}")
+    log(f"{entry.path}: {('verified: ' + check.detail) if check.status == 'ok' else 'downloaded'}")
 
 
 def _download(url: str, part: Path, size: int | None, progress: bool, desc: str) -> None:

@@ -2,9 +2,13 @@
 
 params: `train` and `test` (sub-folders of the data folder; default "train" and
 "test"; without a test folder, `test_fraction` of train is held out, seeded),
-`channels` (1 or 3), `size` (resize every image to size x size; required when
-sizes differ), `val_fraction`, `split_seed`, `window`. Classes are the sorted
-names of the train folder's sub-folders; a test folder must have the same ones.
+`channels` (1 or 3), `size` (resize every image to size x size), or `resize` +
+`crop` (shorter side to `resize`, bilinear, then the centred `crop` x `crop` square:
+ImageNet's evaluation geometry, resize 256 + crop 224, as ImageNet-C was made); one of
+them is required when sizes differ. `val_fraction`, `split_seed`, `window`. Classes are
+the sorted names of the train folder's sub-folders; a test folder must have the same
+ones. Files are read class by class, so the test split is stored sorted by class: a
+benchmark shuffles its test streams (seeded) unless it says `order: as_stored`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
-                      classes: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+                      classes: tuple[str, ...] | None = None, resize: int | None = None,
+                      crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """Images uint8 (N, C, H, W), labels int64 and class names; files sorted by class then name."""
     from PIL import Image, UnidentifiedImageError
 
@@ -42,8 +47,8 @@ def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
                 continue
             try:
                 with Image.open(path) as im:
-                    arrays.append(pil_to_chw(im, channels, size))
-            except (UnidentifiedImageError, OSError) as e:
+                    arrays.append(pil_to_chw(im, channels, size, resize, crop))
+            except (UnidentifiedImageError, OSError, ValueError) as e:
                 raise UserError(f"cannot read image ({e})", source=str(path)) from None
             labels.append(k)
     return stack_images(arrays, str(folder)), torch.tensor(labels, dtype=torch.int64), classes
@@ -53,13 +58,14 @@ def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
 def load_image_folder(manifest: Manifest, data_dir: Path | None = None, *, train: str = "train",
                       test: str | None = "test", channels: Channels = 3, size: Side | None = None,
                       test_fraction: Fraction = 0.2, val_fraction: Fraction = 0.1, split_seed: Seed = 0,
-                      window: Side | None = None, canvas: Side | None = None) -> DatasetSplits:
+                      window: Side | None = None, canvas: Side | None = None, resize: Side | None = None,
+                      crop: Side | None = None) -> DatasetSplits:
     p = dict(train=train, test=test, channels=channels, size=size, test_fraction=test_fraction,
              val_fraction=val_fraction, split_seed=split_seed, window=window, canvas=canvas)
     root = require_data(manifest, data_dir)
-    train_x, train_y, classes = read_image_folder(root / p["train"], int(p["channels"]), p["size"])
+    train_x, train_y, classes = read_image_folder(root / p["train"], int(p["channels"]), p["size"], None, resize, crop)
     if p["test"] and (root / p["test"]).is_dir():
-        test_x, test_y, _ = read_image_folder(root / p["test"], int(p["channels"]), p["size"], classes)
+        test_x, test_y, _ = read_image_folder(root / p["test"], int(p["channels"]), p["size"], classes, resize, crop)
     else:
         train_x, train_y, test_x, test_y = hold_out_test(train_x, train_y, float(p["test_fraction"]), int(p["split_seed"]))
     return source_and_test(manifest.name, train_x, train_y, test_x, test_y, classes, p)

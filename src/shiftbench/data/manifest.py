@@ -1,12 +1,18 @@
-"""Data manifests (data_manifests/NAME.yaml): where a dataset comes from, with sha256 of each file."""
+"""Manifests (data_manifests/NAME.yaml): where a dataset or a set of model weights comes from, with sha256 of each file.
+
+`kind: data` (the default) names a loader that turns the files into splits; `kind: model`
+describes published weights in a `model:` section (architecture, preprocessing, published
+accuracy), read by models/manifest.py. Both are fetched and verified by the same code
+(data/fetch.py) into ROOT/NAME.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.errors import UserError
 from ..core.paths import project_root
@@ -19,10 +25,13 @@ class ManifestFile(BaseModel):
     mirrors: list[str] = Field(default_factory=list, description="other URLs serving the same bytes, tried in order")
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="where only an md5 is published")
+    sha256_prefix: str | None = Field(None, pattern=r"^[0-9a-f]{8,63}$",
+                                      description="where only the start of the sha256 is published (torch.hub "
+                                                  "style file names): a weaker check than a full sha256")
     size: int | None = Field(None, ge=0)
     extract: bool = Field(False, description="unpack this archive (tar, tar.gz, zip) into the data folder after verifying")
 
-    @field_validator("sha256", "md5", mode="before")
+    @field_validator("sha256", "md5", "sha256_prefix", mode="before")
     @classmethod
     def _hex_string(cls, v):
         if v is not None and not isinstance(v, str):  # YAML reads an all-digit hash as a number
@@ -33,7 +42,8 @@ class ManifestFile(BaseModel):
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    loader: str = Field(description="registered loader that builds the splits")
+    kind: Literal["data", "model"] = "data"
+    loader: str | None = Field(None, description="registered loader that builds the splits (kind: data)")
     description: str = ""
     license: str = ""
     citation: str = ""
@@ -42,21 +52,33 @@ class Manifest(BaseModel):
     root: str | None = Field(None, description="folder inside the data folder that holds what the loader reads")
     files: list[ManifestFile] = Field(default_factory=list)
     sha256: str | None = Field(None, description="sha256 of the built splits, for datasets generated from a package")
+    model: dict[str, Any] | None = Field(None, description="kind: model: what the weights are (models/manifest.py)")
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        if self.kind == "data" and not self.loader:
+            raise ValueError("a data manifest needs 'loader' (or 'kind: model' with a 'model' section)")
+        if self.kind == "model" and self.model is None:
+            raise ValueError("a model manifest needs a 'model' section (arch, preprocessing, ...)")
+        if self.kind == "model" and self.loader:
+            raise ValueError("a model manifest has no loader")
+        return self
 
 
 def manifests_dir() -> Path:
     return project_root() / "data_manifests"
 
 
-def load_manifest(name_or_path: str | Path, *, referrer: str | None = None) -> Manifest:
-    """The manifest called name (data_manifests/NAME.yaml) or at a path; referrer: the file that named it."""
+def load_manifest(name_or_path: str | Path, *, referrer: str | None = None, field: str = "dataset") -> Manifest:
+    """The manifest called name (data_manifests/NAME.yaml) or at a path; referrer: the file that named it
+    (in its `field`)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = manifests_dir() / f"{name_or_path}.yaml"
     if not path.exists():
         known = ", ".join(m.name for m in all_manifests()) or "none"
         raise UserError(f"no data manifest '{name_or_path}'; known: {known}",
-                        source=referrer or str(path), field="dataset" if referrer else None)
+                        source=referrer or str(path), field=field if referrer else None)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -65,7 +87,8 @@ def load_manifest(name_or_path: str | Path, *, referrer: str | None = None) -> M
         return Manifest(**(raw or {}))
     except ValidationError as e:
         err = e.errors()[0]
-        raise UserError(err["msg"], source=str(path), field=".".join(map(str, err["loc"]))) from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UserError(msg, source=str(path), field=".".join(map(str, err["loc"])) or None) from None
     except TypeError:
         raise UserError("a manifest must be a YAML mapping", source=str(path)) from None
 

@@ -43,14 +43,32 @@ class DatasetSplits:
 LOADERS: Registry[Callable[..., DatasetSplits]] = Registry("loader", "shiftbench.data", "shiftbench.loaders")
 
 
-def register_loader(name: str):
-    """Decorator: fn(manifest: Manifest, data_dir: Path | None, **params) -> DatasetSplits."""
-    return LOADERS.decorator(name)
+def register_loader(name: str, *, random_test_order: bool = False):
+    """Decorator: fn(manifest: Manifest, data_dir: Path | None, **params) -> DatasetSplits.
+
+    random_test_order: the loader stores the test split in a random order already (a seeded
+    permutation, or a published file whose order is random, like CIFAR's test batch), so a
+    benchmark plays it as stored unless it says `order: shuffled`. Otherwise (folders read
+    class by class, files of unknown order) test streams are shuffled by default.
+    """
+
+    def wrap(fn):
+        fn.random_test_order = random_test_order
+        return LOADERS.decorator(name)(fn)
+
+    return wrap
+
+
+def stored_in_random_order(manifest: Manifest) -> bool:
+    """Whether the manifest's loader declares its test split stored in a random order."""
+    return bool(getattr(LOADERS.get(manifest.loader), "random_test_order", False))
 
 
 def check_loader_params(manifest: Manifest) -> dict[str, Any]:
     """The manifest's loader and its params, validated with defaults filled (nothing is read)."""
     where = f"data_manifests/{manifest.name}.yaml"
+    if manifest.kind != "data":
+        raise UserError(f"'{manifest.name}' is a {manifest.kind} manifest, not a dataset", source=where, field="kind")
     fn = LOADERS.get(manifest.loader, source=where, field="loader")
     return validate_params(fn, manifest.params, source=where, what=f"loader '{manifest.loader}'", skip=LOAD_ARGS)
 

@@ -74,7 +74,7 @@ def draw_tags(n: int, g: torch.Generator, second_tag: float, near: float, next_:
     return tags
 
 
-@register_loader("tagged_digits")
+@register_loader("tagged_digits", random_test_order=True)
 def load_tagged_digits(manifest: Manifest, data_dir: Path | None = None, *, digit_size: Side = 24, canvas: Side = 32,
                        window: Side = 28, val_fraction: Fraction = 0.15, test_fraction: Fraction = 0.3,
                        split_seed: Seed = 0, tag_seed: Seed = 0, second_tag: Probability = 0.8,

@@ -1,10 +1,11 @@
-"""The source model of a benchmark: trained once and cached by content hash, or loaded from a checkpoint.
+"""The source model of a benchmark: trained once and cached by content hash, or loaded from published weights.
 
 The cache key covers everything that decides the weights: the training data's sha256, the
 architecture and its parameters, the training recipe, the seed, and the code of the
 architecture and recipe. The checkpoint's own sha256 goes into every result record. A
-benchmark may instead name a trained checkpoint (`model: {arch: ..., checkpoint: path}`): it
-is loaded as is, nothing is trained, and its file's sha256 is the model's identity.
+benchmark may instead name weights: a model manifest (`model: {weights: cifar10-resnet20}`)
+or a file (`model: {arch: ..., checkpoint: path}`): they are loaded as they are, nothing is
+trained, and the file's sha256 is the model's identity.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from ..core.files import atomic_write_text
 from ..core.hashing import config_hash, file_sha256
 from ..core.imageset import ImageSet
 from ..core.paths import cache_dir, project_root
+from . import spec as model_spec
 from .architectures import ARCHITECTURES, build_model
 from .checkpoint import load_weights, save_state_dict
 from .classifier import Classifier
+from .manifest import load_model_manifest, weights_file
 from .recipes import RECIPES
 
 
@@ -36,6 +39,12 @@ class SourceModel:
     sha256: str
     info: dict[str, Any]
 
+    def provenance(self) -> dict[str, Any]:
+        """What a record says about its model beyond the checkpoint sha256."""
+        keys = ("trained_by", "arch", "arch_params", "weights", "url", "license", "published", "checkpoint_file")
+        return {"preprocessing": self.model.preprocessing.record(), "head": self.model.head_name,
+                **{k: self.info[k] for k in keys if k in self.info}}
+
 
 def model_key(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], seed: int) -> str:
     code = code_hash([ARCHITECTURES.get(arch["arch"]), RECIPES.get(recipe.get("name", "erm"))])
@@ -43,42 +52,74 @@ def model_key(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], see
                        length=24)
 
 
+def build_classifier(spec: dict[str, Any], num_classes: int, in_channels: int) -> Classifier:
+    """The architecture of a (resolved) model spec, its head and preprocessing as the spec says."""
+    arch, params, reserved = model_spec.split(spec)
+    model = build_model(arch, num_classes, in_channels, **params)
+    if "head" in reserved:
+        try:
+            model = Classifier(model.net, head=reserved["head"], preprocessing=model.preprocessing)
+        except AttributeError:
+            raise UserError(f"'{arch}' has no layer '{reserved['head']}'", field="model.head") from None
+    model.set_preprocessing(model_spec.preprocessing(spec, base=model.preprocessing))
+    return model
+
+
 def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], seed: int,
                      device: torch.device, progress: bool = True) -> SourceModel:
-    """Load the cached checkpoint for this (data, arch, recipe, seed), training it first if missing."""
-    arch = dict(arch)
-    name = arch.pop("arch", "small_cnn")
-    if checkpoint := arch.pop("checkpoint", None):
-        return load_checkpoint(checkpoint, name, arch, train, device)
-    key = model_key(train, {"arch": name, **arch}, recipe, seed)
+    """Load the model's weights (a manifest's or a file's), or the cached checkpoint for this
+    (data, arch, recipe, seed), training it first if missing."""
+    if arch.get("weights") or arch.get("checkpoint"):
+        return load_pretrained(arch, train, device)
+    spec = dict(arch)
+    name = spec.pop("arch", model_spec.DEFAULT_ARCH)
+    key = model_key(train, {"arch": name, **spec}, recipe, seed)
     folder = cache_dir() / "models"
     ckpt = folder / f"{key}.pt"
     meta = folder / f"{key}.json"
-    torch.manual_seed(seed)  # before build_model: the initial weights must depend on the seed alone, not on process history
-    model = build_model(name, train.num_classes, train.images.shape[1], **arch)
+    torch.manual_seed(seed)  # before building: the initial weights must depend on the seed alone, not on process history
+    model = build_classifier(arch, train.num_classes, train.images.shape[1])
     if not (ckpt.exists() and meta.exists()):
         fit = RECIPES.get(recipe.get("name", "erm"), field="training")
         info = fit(model, train, val, seed=seed, device=device, progress=progress,
                    **{k: v for k, v in recipe.items() if k != "name"})
         model.cpu()
         save_state_dict(model.net.state_dict(), ckpt)
-        info.update(key=key, arch=name, arch_params=arch, recipe=recipe, seed=seed, data_sha256=train.sha256())
+        info.update(key=key, arch=name, arch_params=spec, recipe=recipe, seed=seed, data_sha256=train.sha256())
         atomic_write_text(meta, json.dumps(info, indent=2))
     load_weights(model.net, ckpt)
     model.to(device).eval()
-    return SourceModel(model, key, ckpt, file_sha256(ckpt), json.loads(meta.read_text()))
+    info = json.loads(meta.read_text())
+    info.setdefault("trained_by", "shiftbench")
+    return SourceModel(model, key, ckpt, file_sha256(ckpt), info)
 
 
-def load_checkpoint(checkpoint: str, name: str, arch: dict[str, Any], train: ImageSet,
-                    device: torch.device) -> SourceModel:
-    """A user's trained weights; relative paths start at the project root."""
-    path = Path(checkpoint).expanduser()
-    path = path if path.is_absolute() else project_root() / path
-    if not path.is_file():
-        raise UserError(f"checkpoint file not found: {path}", field="model.checkpoint")
-    model = build_model(name, train.num_classes, train.images.shape[1], **arch)
-    load_weights(model.net, path, what=f"{name} {arch}")
-    sha = file_sha256(path)
-    key = config_hash({"checkpoint": sha, "arch": {"arch": name, **arch}}, length=24)
-    info = {"key": key, "arch": name, "arch_params": arch, "checkpoint": str(path), "trained_by": "user"}
+def load_pretrained(spec: dict[str, Any], train: ImageSet, device: torch.device) -> SourceModel:
+    """Weights named by a model manifest (verified against its sha256) or a file; nothing is trained."""
+    spec = model_spec.resolve(spec)  # a benchmark's spec is resolved already; a script's may not be
+    arch, params, reserved = model_spec.split(spec)
+    info: dict[str, Any] = {"arch": arch, "arch_params": params}
+    if reserved.get("weights"):
+        manifest, card = load_model_manifest(reserved["weights"])
+        path, sha = weights_file(manifest, card)
+        if card.num_classes is not None and card.num_classes != train.num_classes:
+            raise UserError(f"the weights '{manifest.name}' predict {card.num_classes} classes, the dataset has "
+                            f"{train.num_classes}", field="model.weights")
+        entry = next(f for f in manifest.files if path.name == Path(f.path).name)
+        info.update(trained_by="published", weights=manifest.name, url=entry.url, license=manifest.license,
+                    published=card.published.model_dump() if card.published else None)
+        field = "model.weights"
+    else:
+        path = Path(reserved["checkpoint"]).expanduser()
+        path = path if path.is_absolute() else project_root() / path
+        if not path.is_file():
+            raise UserError(f"checkpoint file not found: {path}", field="model.checkpoint")
+        sha = file_sha256(path)
+        info["trained_by"] = "user"
+        field = "model.checkpoint"
+    model = build_classifier(spec, train.num_classes, train.images.shape[1])
+    load_weights(model.net, path, what=f"{arch} {params}" if params else arch, field=field,
+                 key_map=reserved.get("key_map"))
+    key = config_hash({"checkpoint": sha, "model": spec}, length=24)
+    info.update(key=key, checkpoint=str(path), checkpoint_file=path.name)
     return SourceModel(model.to(device).eval(), key, path, sha, info)

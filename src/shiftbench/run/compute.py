@@ -66,7 +66,9 @@ def compute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
             record["metrics"].update(prior_estimation_error(record["method_info"], stream[0].meta, source.prior))
         hashes = {key: s.sha256() for key, s in {id(s): s for s in stream}.items()}  # cycled copies: hashed once
         record["provenance"] = {"data_sha256": cell.data_sha256, "scenario_sha256": [hashes[id(s)] for s in stream],
-                                "checkpoint_sha256": model.sha256, "model_key": model.key}
+                                "checkpoint_sha256": model.sha256, "model_key": model.key,
+                                "model": model.provenance(),
+                                "test_stream": {k: cell.spec.get(k) for k in ("split", "n_per_scenario", "order")}}
     except Exception as e:  # a failing method fails its own cell, never the run
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=6))
     record["provenance"].update(software(), device=device_name(workspace.device), config_hash=cell.key)

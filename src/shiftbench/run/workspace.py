@@ -16,6 +16,7 @@ import torch
 from ..core.hashing import seed_from
 from ..core.imageset import ImageSet
 from ..data import DatasetSplits, load_dataset
+from ..data.test_stream import shuffled, stratified_subset
 from ..evaluation.stream_layout import lay_out
 from ..methods import SourceContext
 from ..models import SourceModel, get_source_model
@@ -93,7 +94,7 @@ class Workspace:
         name = spec["seed_name"]
 
         def build():
-            base = self.dataset(cell.dataset).split(spec["split"])
+            base = self.played_rows(cell)
             built: dict[str, ImageSet] = {}
             for i, chain in enumerate(spec["segments"]):
                 if _frozen(chain) not in built:
@@ -108,6 +109,18 @@ class Workspace:
         """Scenarios that differ only in batch size or online window share one built stream."""
         decides = {k: v for k, v in cell.spec.items() if k != "window"}
         return ("stream", cell.dataset, cell.benchmark, _frozen(decides), cell.seed)
+
+    def played_rows(self, cell: Cell) -> ImageSet:
+        """The split's rows the scenario plays, before its shifts: the seeded subset, in the seeded order.
+        One subset and order per (benchmark, split, seed), so every scenario sees the same images."""
+        spec = cell.spec
+        data = self.dataset(cell.dataset).split(spec["split"])
+        if spec.get("n_per_scenario"):
+            data = stratified_subset(data, spec["n_per_scenario"],
+                                     seed_from(cell.benchmark, spec["split"], "subset", cell.seed))
+        if spec.get("order", "as_stored") == "shuffled":
+            data = shuffled(data, seed_from(cell.benchmark, spec["split"], "order", cell.seed))
+        return data
 
     def forward_batch(self, cell: Cell) -> int:
         """Batch size for shared no-grad forward passes: large on CUDA; on CPU the cell's own, but at

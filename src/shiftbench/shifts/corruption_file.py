@@ -5,7 +5,9 @@ official test images under each corruption. This shift swaps the test split's
 images for those rows, so a benchmark on the clean dataset can play the
 published files as scenarios beside (and labelled differently from) the
 corruptions our own generators make. It checks that the files' labels equal the
-split's, row by row, so files from another dataset or order are refused.
+split's, row by row, so files from another dataset or order are refused. A test split
+that a benchmark subsampled or shuffled (data/test_stream.py) carries meta["rows"], the
+stored row of each image, and gets those rows of the files.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..core.imageset import ImageSet
 from ..data.common import shape_images
 from ..data.location import require_data
 from ..data.manifest import load_manifest
+from ..data.test_stream import ROWS
 from .registry import register_shift
 
 FILE_LOADERS = ("cifar_c", "mnist_c")
@@ -51,6 +54,9 @@ def corruption_file(data: ImageSet, *, seed: int,
         from ..data.mnist_c import read_mnist_c
 
         images, labels = read_mnist_c(folder, corruption, "test")
+    rows = data.meta.get(ROWS)
+    if rows is not None and len(rows) == len(data) and (len(rows) == 0 or int(rows.max()) < len(labels)):
+        images, labels = images[rows], labels[rows]
     if len(labels) != len(data) or not bool((labels == data.labels).all()):
         raise UserError(f"the labels in {dataset}/{corruption} do not match the test split row for row "
                         f"({len(labels)} vs {len(data)} rows): these files are not this dataset's test set")

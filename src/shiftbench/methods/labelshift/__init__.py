@@ -8,8 +8,8 @@ training/cache live in adapter.py and adapter_training.py. Methods in
 
 from .adjust import adjust_logits
 from .calibration import CALIBRATIONS, Calibrator, fit_calibrator
-from .estimators import (bbse_prior, bbse_weights, confusion_matrix, mlls_em, predicted_distribution, rlls_prior,
-                         rlls_weights)
+from .estimators import bbse_prior, bbse_weights, confusion_matrix, mlls_em, predicted_distribution
+from .estimators import rlls_prior, rlls_weights
 from .running import RunningPrior
 
 __all__ = ["CALIBRATIONS", "Calibrator", "RunningPrior", "adjust_logits", "bbse_prior", "bbse_weights", "confusion_matrix",
