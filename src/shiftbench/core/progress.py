@@ -32,7 +32,7 @@ class LineProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.unit_scale = unit_scale
         self.start = time.monotonic()
-        self._shown = -1  # the last tenth of the work a line was written for
+        self._shown = 0  # the last tenth of the work (or step, for ten steps or fewer) a line was written for
         self.closed = False
 
     def _count(self, n: float) -> str:
