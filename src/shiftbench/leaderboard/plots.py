@@ -209,7 +209,7 @@ def point_figure(matrix: pd.DataFrame, *, ylabel: str, percent: bool) -> Figure:
     Entries without any point are left out (and out of the legend)."""
     matrix = matrix.loc[:, matrix.notna().any(axis=0)]
     rows, cols = matrix.shape
-    fig = _figure(max(4.8, 2.8 + 0.8 * rows), 3.4)
+    fig = _figure(max(6.6, 4.0 + 0.8 * rows), 3.4)  # room for the legend outside the axes
     ax = fig.add_subplot()
     x = np.arange(rows)
     spread = min(0.5, 0.1 * cols)
