@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..core.hashing import canonical_json
+from ..core.hashing import canonical_json, config_hash
 from ..shifts import FAMILIES
 from .aggregate import failed_value
 from .format import LOWER_IS_BETTER, metric_label
@@ -102,13 +102,10 @@ class Board:
     tables: list[Table]
     scenarios: list[str]
     published_only: bool = False
-    figures: list[dict[str, Any]] = field(default_factory=list)
-    group_sizes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
-        from ..core.hashing import config_hash
-
+        """A file-name-safe id, unique per (model, family, protocol) within a benchmark."""
         return f"{self.family}-{self.protocol or 'any'}-{config_hash(self.model, length=8)}"
 
     @property

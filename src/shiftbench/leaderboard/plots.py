@@ -120,10 +120,13 @@ def one_line(text) -> str:
 
 
 def _legend(fig: Figure, ax) -> None:
+    """Below the axes, in as many columns as fit, so long entry names never squeeze the plot itself."""
     handles, names = ax.get_legend_handles_labels()
     names = [one_line(n) for n in names]
     if handles:
-        fig.legend(handles, names, fontsize=8, frameon=False, loc="outside right upper")
+        longest = max(len(n) for n in names)
+        columns = max(1, min(len(names), int(fig.get_figwidth() * 12 // (longest + 6))))
+        fig.legend(handles, names, fontsize=8, frameon=False, loc="outside lower center", ncols=columns)
 
 
 def _plot_with_spread(ax, xs, ys, errs, k: int, label: str) -> None:
@@ -138,7 +141,7 @@ def _plot_with_spread(ax, xs, ys, errs, k: int, label: str) -> None:
 @_styled
 def error_vs_severity_figure(curves: dict[str, pd.DataFrame]) -> Figure:
     """curves: label -> frame with columns severity, error, error_std (errors in percent; severity 0 = clean)."""
-    fig = _figure(6.6, 3.6)
+    fig = _figure(6.6, 3.2 + 0.16 * len(curves))
     ax = fig.add_subplot()
     shown = []
     for label, curve in curves.items():
@@ -160,7 +163,7 @@ def error_vs_severity_figure(curves: dict[str, pd.DataFrame]) -> Figure:
 def online_error_figure(curves: dict[str, pd.DataFrame], window: int, boundaries: list[int] | None = None) -> Figure:
     """curves: label -> frame with columns seen (images so far), error (percent), error_std. One line per entry;
     dotted verticals where a new segment starts."""
-    fig = _figure(6.6, 3.4)
+    fig = _figure(6.6, 3.0 + 0.16 * len(curves))
     ax = fig.add_subplot()
     shown = []
     for label, curve in curves.items():
@@ -184,7 +187,7 @@ def online_error_figure(curves: dict[str, pd.DataFrame], window: int, boundaries
 @_styled
 def prior_error_vs_window_figure(curves: dict[str, pd.DataFrame]) -> Figure:
     """curves: label -> frame with columns window (images the estimate saw), prior_l1, prior_l1_std."""
-    fig = _figure(6.6, 3.4)
+    fig = _figure(6.6, 3.0 + 0.16 * len(curves))
     ax = fig.add_subplot()
     shown = []
     for label, curve in curves.items():
@@ -209,7 +212,7 @@ def point_figure(matrix: pd.DataFrame, *, ylabel: str, percent: bool) -> Figure:
     Entries without any point are left out (and out of the legend)."""
     matrix = matrix.loc[:, matrix.notna().any(axis=0)]
     rows, cols = matrix.shape
-    fig = _figure(max(6.6, 4.0 + 0.8 * rows), 3.4)  # room for the legend outside the axes
+    fig = _figure(max(6.0, 2.5 + 0.8 * rows), 3.4 + 0.16 * cols)  # the legend below: a line per entry at most
     ax = fig.add_subplot()
     x = np.arange(rows)
     spread = min(0.5, 0.1 * cols)
@@ -231,7 +234,9 @@ def point_figure(matrix: pd.DataFrame, *, ylabel: str, percent: bool) -> Figure:
 def heatmap_figure(matrix: pd.DataFrame, *, title: str = "accuracy (%)") -> Figure:
     """matrix: scenarios x entry labels, values in percent (NaN = no result)."""
     rows, cols = matrix.shape
-    fig = _figure(max(4.0, 1.6 + 0.9 * cols), max(2.0, 1.2 + 0.24 * rows))
+    longest = max((len(one_line(c)) for c in matrix.columns), default=0)  # entry names may be turned upright
+    widest = max((len(one_line(r)) for r in matrix.index), default=0)  # scenario names beside the rows
+    fig = _figure(max(4.0, 2.0 + 0.9 * cols + 0.07 * widest), max(2.5, 1.2 + 0.24 * rows + 0.07 * longest))
     ax = fig.add_subplot()
     ax.grid(False)
     values = matrix.to_numpy(dtype=float)

@@ -97,10 +97,10 @@ def provenance_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def entry_labels(results: list[dict[str, Any]]) -> dict[str, str]:
-    """id -> name for plots and column heads; a name shared by several files gets its file stem appended."""
-    names = [r["name"] for r in results]
-    return {r["id"]: r["name"] if names.count(r["name"]) == 1 else f"{r['name']} [{r['id'].split('/')[-1]}]"
-            for r in results}
+    """id -> name for tables and plots; a name that several files of one benchmark share gets its file stem appended."""
+    names = [(r["benchmark"], r["name"]) for r in results]
+    return {r["id"]: r["name"] if names.count((r["benchmark"], r["name"])) == 1
+            else f"{r['name']} [{r['id'].split('/')[-1]}]" for r in results}
 
 
 def group_sizes(results: list[dict[str, Any]], benchmark: str, scenarios: list[str]) -> list[dict[str, Any]]:
@@ -130,8 +130,9 @@ class SiteBuilder:
         self.env = environment()
         self.results = results
         self.by_id = {r["id"]: r for r in results}
-        names = {r["benchmark"] for r in results} | {p.benchmark for p in published}
-        self.specs = {b: _load_spec(b) for b in sorted(names)}
+        measured = {r["benchmark"] for r in results}
+        names = sorted(measured | {p.benchmark for p in published}, key=lambda b: (b not in measured, b))
+        self.specs = {b: _load_spec(b) for b in names}  # benchmarks with results first, published-only last
         scen_specs = {b: {s.name: s for s in spec.scenarios} if spec else {} for b, spec in self.specs.items()}
         self.cells = cells_frame(results, scen_specs)
         self.summary = summary_table(results)
