@@ -221,7 +221,7 @@ def test_plots_list_only_lines_with_points_keep_a_sensible_axis_and_never_overla
     ax = fig.axes[0]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["flat"]
     lo, hi = ax.get_ylim()
-    assert hi - lo >= plots.MIN_SPAN_PERCENT  # 0.35 points of data never fill the axis
+    assert hi - lo >= 10  # 0.35 points of data never fill the axis
     assert lo <= 10.0 and hi >= 10.35
 
     long_names = [f"a-rather-long-scenario-name-{i}" for i in range(14)]
