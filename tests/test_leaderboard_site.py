@@ -171,6 +171,8 @@ def test_covariate_corruption_and_severity_from_the_chains_or_the_name():
 def test_site_build_is_deterministic_self_contained_and_replaces_the_old_one(synth):
     results, current = synth
     write_result(results, "A", "source", benchmark_hash=current, quality=0.8, extra={"dirichlet-a1": {"prior_l1": 0.2}})
+    write_result(results, "A episodic", "source", benchmark_hash=current, protocol="episodic",
+                 extra={"dirichlet-a1": {"prior_l1": 0.5}})
     gone = write_result(results, "B", "bn_adapt", benchmark_hash=current, quality=0.7)
     site = results.parent / "site"
     build_site(results, site)

@@ -6,7 +6,8 @@
                ({"window": W, "error": [e_1, e_2, ...]}, the error of each consecutive W images)
   label        prior-estimation error vs window: the window is the number of test images an
                estimate is computed from (episodic: one batch; per scenario / continual: the
-               whole scenario), taken from every protocol's board on the same model
+               whole scenario), taken from every protocol's board on the same model; drawn when
+               there are at least two windows
   concept, translation   the headline metric per scenario and entry
 """
 
@@ -118,7 +119,7 @@ def prior_window_figure(board: Board, cells: pd.DataFrame, results_by_id: dict[s
     mine["window"] = [int(b) if p == "episodic" and b == b and b is not None else int(n) if n == n else math.nan
                       for p, b, n in zip(mine.protocol, mine.batch_size, mine.get("n", pd.Series(math.nan, mine.index)))]
     mine = mine[mine.window.notna()]
-    if mine.empty:
+    if mine.window.nunique() < 2:  # one window (every run on this model used one protocol): the table says it all
         return None
     mine["line"] = [_method_label(results_by_id.get(i, {}), m) for i, m in zip(mine.id, mine.method)]
     stats = _seed_stats(mine, ["line", "window"], "prior_l1")

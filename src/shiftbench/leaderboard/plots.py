@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 LINESTYLES = ("-", "--", ":")
@@ -198,6 +198,8 @@ def prior_error_vs_window_figure(curves: dict[str, pd.DataFrame]) -> Figure:
         _plot_with_spread(ax, curve.window.tolist(), curve.prior_l1.tolist(), curve.prior_l1_std.tolist(), k, label)
         shown.extend(curve.prior_l1.tolist())
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # plain numbers: mathtext is off
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("window: test images the prior estimate is computed from (log scale)")
     ax.set_ylabel("prior-estimation error (L1)")
     ax.set_ylim(*sensible_limits(shown, percent=False))

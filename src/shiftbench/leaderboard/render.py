@@ -130,9 +130,9 @@ class SiteBuilder:
         self.env = environment()
         self.results = results
         self.by_id = {r["id"]: r for r in results}
-        measured = {r["benchmark"] for r in results}
-        names = sorted(measured | {p.benchmark for p in published}, key=lambda b: (b not in measured, b))
-        self.specs = {b: _load_spec(b) for b in names}  # benchmarks with results first, published-only last
+        entries = pd.Series([r["benchmark"] for r in results], dtype=object).value_counts().to_dict()
+        names = sorted(set(entries) | {p.benchmark for p in published}, key=lambda b: (-entries.get(b, 0), b))
+        self.specs = {b: _load_spec(b) for b in names}  # the most-entered benchmark first, published-only last
         scen_specs = {b: {s.name: s for s in spec.scenarios} if spec else {} for b, spec in self.specs.items()}
         self.cells = cells_frame(results, scen_specs)
         self.summary = summary_table(results)
@@ -189,12 +189,14 @@ class SiteBuilder:
 
     def board_link(self, board: Board, folder: str) -> dict[str, Any]:
         first = board.tables[0] if board.tables else None
-        best = next((r for r in first.rows if r.place and r.place.rank == 1), None) if first else None
+        leaders = [r for r in first.rows if r.place and r.place.rank == 1] if first else []
+        best = leaders[0] if leaders else None
         return {"href": f"{folder}/{board.family}.html#board-{board.slug}", "family": board.family,
                 "protocol": board.protocol, "model": board.model_label, "published_only": board.published_only,
                 "entries": len({r.id for t in board.tables for r in t.entries}),
                 "published": sum(len(t.published_rows) for t in board.tables),
-                "best": best.label if best else None, "best_value": with_spread(first.metric, best.mean.mean,
+                "best": (best.label if len(leaders) == 1 else f"{len(leaders)} entries tied") if best else None,
+                "best_value": with_spread(first.metric, best.mean.mean,
                                                                                 best.mean.std, best.mean.n) if best else "",
                 "table": first.title if first else ""}
 
