@@ -1,4 +1,4 @@
-"""Concept shift: p(y|x) changes (REFERENCE.md section 5)."""
+"""Concept shift: p(y|x) changes; every image gets a group (label x attribute) and the test groups' sizes are reported."""
 
 from __future__ import annotations
 
