@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 from synthetic_results import SCENARIOS, SITE_BENCHMARK, accuracies, site_project, write_result
 
-from shiftbench.cli.main import main
 from shiftbench.core.errors import UserError
 from shiftbench.leaderboard import build_site, load_annotated, summary_table
-from shiftbench.leaderboard.export import TABLE_COLUMNS, read_csv, to_csv
+from shiftbench.leaderboard.export import read_csv
 from shiftbench.shifts import FAMILIES
 
 
@@ -34,22 +33,32 @@ def rows_by_name(results):
     return {r.entry: r for r in summary_table(load_annotated(results)).itertuples()}
 
 
-def test_score_is_the_mean_of_family_means_and_a_failed_cell_counts_zero(synth):
+def test_each_family_keeps_one_headline_average_and_there_is_no_score_across_families(synth):
     results, current = synth
-    write_result(results, "A", "source", benchmark_hash=current, quality=0.8, failed=("relabel",))
+    write_result(results, "A", "source", benchmark_hash=current, quality=0.8, failed=("relabel",), seeds=(0, 1, 2))
     write_result(results, "B", "bn_adapt", benchmark_hash=current, quality=0.7)
-    acc = accuracies(0.8)
-    family = {f: [0.0 if s == "relabel" else acc[s] for s, (fam, _) in SCENARIOS.items() if fam == f] for f in FAMILIES}
-    expected = {f: sum(v) / len(v) for f, v in family.items()}
     row = rows_by_name(results)["A"]
+    per_seed = {f: [] for f in FAMILIES}
+    for seed in (0, 1, 2):
+        acc = accuracies(0.8, seed)
+        for f in FAMILIES:
+            scen = [s for s, (fam, _) in SCENARIOS.items() if fam == f]
+            if f == "covariate":  # mean error
+                per_seed[f].append(sum(1 - acc[s] for s in scen) / len(scen))
+            elif f == "concept":  # worst-group accuracy; the failed cell counts as 0
+                per_seed[f].append(sum(0.0 if s == "relabel" else acc[s] / 2 for s in scen) / len(scen))
+            elif f == "translation":  # consistency
+                per_seed[f].append(sum(min(1.0, acc[s] + 0.05) for s in scen) / len(scen))
+            else:
+                per_seed[f].append(sum(acc[s] for s in scen) / len(scen))
     for f in FAMILIES:
-        assert getattr(row, f) == pytest.approx(expected[f])
-    assert row.score == pytest.approx(sum(expected.values()) / 4)
-    assert row.clean == pytest.approx(acc["clean"])  # shown, not scored
-    assert row.failed == 1 and row.cells == len(SCENARIOS)
-    ranks = {r.entry: r.rank for r in rows_by_name(results).values()}
-    by_score = sorted(rows_by_name(results).values(), key=lambda r: -r.score)
-    assert [ranks[r.entry] for r in by_score] == [1, 2]
+        assert getattr(row, f) == pytest.approx(sum(per_seed[f]) / 3)
+        assert getattr(row, f"{f}_std") == pytest.approx(pd.Series(per_seed[f]).std(ddof=1))
+    assert row.failed == 3 and row.cells == 3 * len(SCENARIOS) and row.seeds == 3
+    columns = summary_table(load_annotated(results)).columns
+    assert "score" not in columns and "rank" not in columns
+    b = rows_by_name(results)["B"]
+    assert b.seeds == 1 and pd.isna(b.covariate_std)
 
 
 def test_a_hand_edited_result_is_flagged_unranked_and_shown(synth):
@@ -60,8 +69,7 @@ def test_a_hand_edited_result_is_flagged_unranked_and_shown(synth):
     body["records"][0]["metrics"]["accuracy"] = 0.999  # a better number, typed in by hand
     edited.write_text(json.dumps(body))
     rows = rows_by_name(results)
-    assert rows["Edited"].status == "edited" and pd.isna(rows["Edited"].rank)
-    assert rows["Honest"].status == "ok" and rows["Honest"].rank == 1
+    assert rows["Edited"].status == "edited" and rows["Honest"].status == "ok"
 
     renamed = json.loads(honest.read_text())
     renamed["name"] = "Renamed"  # records untouched, so records_sha256 still matches
@@ -82,7 +90,7 @@ def test_a_result_from_an_earlier_benchmark_definition_is_stale(synth):
     write_result(results, "Old", "source", benchmark_hash="0" * 16, quality=0.9)
     write_result(results, "New", "source", benchmark_hash=current, quality=0.5)
     rows = rows_by_name(results)
-    assert rows["Old"].status == "stale" and pd.isna(rows["Old"].rank) and rows["New"].rank == 1
+    assert rows["Old"].status == "stale" and rows["New"].status == "ok"
 
     bench = Path("benchmarks/synth.yaml")
     bench.write_text(bench.read_text().replace("made up", "made up, and now edited"))
@@ -99,9 +107,8 @@ def test_two_result_files_claiming_one_name_are_both_flagged(synth):
     write_result(results, "Single", "source", benchmark_hash=current, quality=0.5)
     table = summary_table(load_annotated(results))
     twins = table[table.entry == "Twin"]
-    assert len(twins) == 2 and twins["rank"].isna().all()
-    assert all("duplicate" in s for s in twins.status)
-    assert table[table.entry == "Single"]["rank"].tolist() == [1]
+    assert len(twins) == 2 and all("duplicate" in s for s in twins.status)
+    assert table[table.entry == "Single"].status.tolist() == ["ok"]
     page = build_site(results, results.parent / "site").read_text()
     assert page.count('class="badge badge-duplicate"') >= 2
 
@@ -111,7 +118,7 @@ def test_oracle_entries_are_shown_but_not_ranked(synth):
     write_result(results, "Oracle", "source", benchmark_hash=current, quality=0.99, submission={"oracle": True})
     write_result(results, "Real", "source", benchmark_hash=current, quality=0.5)
     rows = rows_by_name(results)
-    assert pd.isna(rows["Oracle"].rank) and rows["Oracle"].status == "oracle" and rows["Real"].rank == 1
+    assert rows["Oracle"].status == "oracle" and rows["Real"].status == "ok"
 
 
 def test_everything_a_submitter_writes_renders_as_text(synth):
@@ -132,70 +139,48 @@ def test_everything_a_submitter_writes_renders_as_text(synth):
     assert "javascript:alert(3)" in entry  # shown, as text
 
 
-def test_results_csv_round_trips(synth):
+def test_scenarios_csv_has_one_row_per_entry_and_scenario_with_the_spread(synth):
     results, current = synth
-    write_result(results, 'Quoted "name", with comma', "source", benchmark_hash=current, quality=0.8, failed=("clean",))
-    write_result(results, "Plain", "bn_adapt", benchmark_hash=current, quality=0.6)
+    write_result(results, "Plain", "bn_adapt", benchmark_hash=current, quality=0.6, seeds=(0, 1))
     write_result(results, "Stale", "bn_adapt", benchmark_hash="1" * 16, quality=0.6)
     index = build_site(results, results.parent / "site")
-    summary = summary_table(load_annotated(results))
-    back = read_csv((index.parent / "results.csv").read_text())
-    pd.testing.assert_frame_equal(back, summary, check_dtype=False)
-    assert to_csv(back) == to_csv(summary)
-    scenarios = pd.read_csv(index.parent / "scenarios.csv")
-    assert len(scenarios) == 3 * len(SCENARIOS)
+    scenarios = read_csv((index.parent / "scenarios.csv").read_bytes().decode())
+    assert len(scenarios) == 2 * len(SCENARIOS)
+    plain = scenarios[(scenarios.entry == "Plain") & (scenarios.scenario == "contrast-s5")].iloc[0]
+    both = [accuracies(0.6, seed)["contrast-s5"] for seed in (0, 1)]
+    assert plain.accuracy == pytest.approx(sum(both) / 2) and plain.accuracy_std == pytest.approx(pd.Series(both).std())
+    assert plain.seeds == 2
 
 
-def split_md_row(line: str) -> list[str]:
-    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-
-
-def test_markdown_and_latex_tables(synth, capsys):
-    results, current = synth
-    write_result(results, "a|b & 50% <x>_y", "source", benchmark_hash=current, quality=0.8)
-    write_result(results, "Second", "bn_adapt", benchmark_hash=current, quality=0.6)
-    summary = summary_table(load_annotated(results))
-
-    assert main(["leaderboard", "--format", "md"]) == 0
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
-    assert split_md_row(lines[0]) == TABLE_COLUMNS and len(lines) == 2 + 2
-    first = split_md_row(lines[2])
-    assert len(first) == len(TABLE_COLUMNS)
-    assert first[1] == r"a\|b &amp; 50% &lt;x&gt;\_y"
-    assert first[TABLE_COLUMNS.index("score")] == f"{100 * summary.score[0]:.1f}"
-
-    assert main(["leaderboard", "--format", "tex"]) == 0
-    tex = capsys.readouterr().out
-    rows = [ln for ln in tex.splitlines() if ln.endswith(r"\\")]
-    assert len(rows) == 1 + 2
-    assert all(len(re.findall(r"(?<!\\)&", r)) == len(TABLE_COLUMNS) - 1 for r in rows)
-    assert r"a|b \& 50\% \textless{}x\textgreater{}\_y" in tex
-    assert tex.count(r"\begin{tabular}") == 1 == tex.count(r"\end{tabular}")
-
-
-def test_covariate_severity_from_the_spec_or_the_name():
+def test_covariate_corruption_and_severity_from_the_chains_or_the_name():
     import yaml
 
-    from shiftbench.leaderboard.plots import severity_of
+    from shiftbench.leaderboard.scenario_kind import corruption_of
     from shiftbench.run.benchmark import Benchmark
 
     bench = Benchmark(**yaml.safe_load(SITE_BENCHMARK))
     specs = {s.name: s for s in bench.scenarios}
-    assert severity_of("contrast-s3", specs["contrast-s3"]) == ("contrast", 3)
-    assert severity_of("noise-sequence", specs["noise-sequence"]) is None  # several segments: no single severity
-    assert severity_of("fog-s4") == ("fog", 4)
-    assert severity_of("clean") is None and severity_of("translate-d1") is None
+    assert corruption_of("contrast-s3", specs["contrast-s3"].segment_chains()) == ("contrast", 3)
+    assert corruption_of("noise-sequence", specs["noise-sequence"].segment_chains()) is None  # no single severity
+    from_file = [[{"shift": "corruption_file", "dataset": "cifar10c", "corruption": "fog", "severity": 5}]]
+    assert corruption_of("cifar10c-file-fog-s5", from_file) == ("fog", 5)  # the file's corruption names the column
+    assert corruption_of("fog-s4") == ("fog", 4)
+    assert corruption_of("clean") is None and corruption_of("translate-d1") is None
 
 
 def test_site_build_is_deterministic_self_contained_and_replaces_the_old_one(synth):
     results, current = synth
     write_result(results, "A", "source", benchmark_hash=current, quality=0.8, extra={"dirichlet-a1": {"prior_l1": 0.2}})
+    write_result(results, "A episodic", "source", benchmark_hash=current, protocol="episodic",
+                 extra={"dirichlet-a1": {"prior_l1": 0.5}})
     gone = write_result(results, "B", "bn_adapt", benchmark_hash=current, quality=0.7)
     site = results.parent / "site"
     build_site(results, site)
     first = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
-    assert {Path("synth/plots/covariate-severity.svg"), Path("synth/plots/label-prior_l1.svg"),
-            Path("synth/plots/translation-consistency.svg"), Path("synth/plots/all-heatmap.svg")} <= set(first)
+    plots = {p.name for p in first if p.parent == Path("synth/plots")}
+    assert "all-heatmap.svg" in plots and any(n.startswith("covariate-") and n.endswith("-severity.svg") for n in plots)
+    assert any(n.startswith("label-") and n.endswith("-prior-window.svg") for n in plots)
+    assert any(n.startswith("translation-") and n.endswith("-points.svg") for n in plots)
     for rel, data in first.items():
         if rel.suffix in (".html", ".css", ".js", ".svg"):
             assert not re.search(rb"(src|href)=\"(https?:)?//", data), rel  # nothing fetched from the network

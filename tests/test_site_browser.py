@@ -21,6 +21,20 @@ XSS_NAME = "<img src=x onerror=alert(1)>"
 ENTRIES = {"Source (no adaptation)": 0.70, "BN-adapt": 0.85, "TENT": 0.88, "alpha-BN": 0.80, XSS_NAME: 0.60}
 
 
+PUBLISHED = """\
+citation: A. Author. A paper on adaptation. 2021.
+source: Table 2
+url: https://example.org/paper
+benchmark: synth
+model: {name: small_cnn w8, checkpoint_sha256: %s}
+setting: {protocol: per_scenario, severity: 5, notes: reset before each corruption}
+rows:
+  - {method: bn_adapt, label: BN (paper), values: {gaussian_noise: 20.0, contrast: 25.0, mean: 22.5}}
+""" % ("c" * 64)
+SEQUENCE = {"noise-sequence": {"segments": [{"n": 300, "accuracy": 0.6}, {"n": 300, "accuracy": 0.5}],
+                               "online": {"window": 100, "error": [0.5, 0.4, 0.35, 0.6, 0.5, 0.45]}}}
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     from shiftbench.leaderboard import build_site
@@ -35,11 +49,15 @@ def site(tmp_path_factory):
         methods = {"Source (no adaptation)": "source", "BN-adapt": "bn_adapt", "TENT": "tent", "alpha-BN": "alpha_bn"}
         for name, quality in ENTRIES.items():
             write_result(results, name, methods.get(name, "source"), benchmark_hash=current, quality=quality,
-                         failed=("relabel",) if name == "TENT" else (),
+                         failed=("relabel",) if name == "TENT" else (), seeds=(0, 1, 2), extra=SEQUENCE,
                          submission={"notes": "<script>alert(2)</script>", "url": "javascript:alert(3)"})
         write_result(results, "Oracle prior", "bn_adapt", benchmark_hash=current, quality=0.95,
                      submission={"oracle": True}, extra={"dirichlet-a1": {"prior_l1": 0.08}})
         write_result(results, "Old run", "source", benchmark_hash="0" * 16, quality=0.9)
+        write_result(results, "TENT continual", "tent", benchmark_hash=current, quality=0.86, protocol="continual")
+        published = root / "leaderboard" / "published"
+        published.mkdir()
+        (published / "paper.yaml").write_text(PUBLISHED)
         index = build_site(results, root / "leaderboard" / "site")
     return index
 
@@ -88,12 +106,17 @@ def column(page, index: int) -> list[str]:
         "cells => cells.map(c => c.getAttribute('data-sort') ?? c.textContent.trim())")
 
 
+ALL = len(ENTRIES) + 3
+
+
 def test_main_page_loads_from_disk_without_errors_or_network(site, page):
     page.goto(site.as_uri())
     page.wait_for_load_state("load")
-    assert len(visible_names(page)) == len(ENTRIES) + 2
+    assert len(visible_names(page)) == ALL
     assert page.locator("input.filter").count() == 1
-    assert page.locator(".count").first.inner_text() == f"{len(ENTRIES) + 2} rows"  # the script ran
+    assert page.locator(".count").first.inner_text() == f"{ALL} rows"  # the script ran
+    assert "score" not in page.locator("table.summary thead").inner_text()  # no average across families
+    assert "different numbers of seeds" in page.locator(".notice").first.inner_text()
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "site-main.png"), full_page=True)
     assert page.problems == [] and page.network == [] and page.dialogs == []
@@ -107,37 +130,74 @@ def test_clicking_a_column_head_sorts_rows(site, page):
     page.locator("table.summary th", has_text="entry").click()
     assert visible_names(page) == sorted(names, key=str.casefold, reverse=True)
 
-    score = page.locator("table.summary th.score")
-    score.click()  # numeric columns sort best-first
-    scores = [float(s) for s in column(page, 5) if s]
-    assert scores == sorted(scores, reverse=True) and len(scores) == len(ENTRIES) + 2
-    assert score.get_attribute("aria-sort") == "descending"
-    score.click()
-    assert [float(s) for s in column(page, 5) if s] == sorted(scores)
+    err = page.locator("table.summary th", has_text="covariate error")
+    err.click()  # an error column sorts lowest (best) first
+    values = [float(v) for v in column(page, 6) if v]
+    assert values == sorted(values) and len(values) == ALL
+    assert err.get_attribute("aria-sort") == "ascending"
+    err.click()
+    assert [float(v) for v in column(page, 6) if v] == sorted(values, reverse=True)
     assert page.problems == []
 
 
-def test_filter_hides_rows_that_do_not_match(site, page):
+def test_filter_and_facets_hide_rows_that_do_not_match(site, page):
     page.goto(site.as_uri())
     box = page.locator("input.filter")
     box.fill("tent")
-    assert visible_names(page) == ["TENT"]
-    assert re.match(r"1 of \d+ shown", page.locator(".count").first.inner_text())
+    assert sorted(visible_names(page)) == ["TENT", "TENT continual"]
+    assert re.match(r"2 of \d+ shown", page.locator(".count").first.inner_text())
     box.fill("bn_adapt")  # matches the method column too
     assert sorted(visible_names(page)) == ["BN-adapt", "Oracle prior"]
     box.fill("")
-    assert len(visible_names(page)) == len(ENTRIES) + 2
+    page.locator("select[data-facet-for^='table-'][data-facet='protocol']").select_option("continual")
+    assert visible_names(page) == ["TENT continual"]
+    boards = page.locator("table.boards tbody tr:visible")
+    page.locator("select[data-facet-for^='boards-'][data-facet='protocol']").select_option("continual")
+    assert boards.count() == 4 and all("continual" in t for t in boards.all_inner_texts())
+    page.locator("select[data-facet-for^='boards-'][data-facet='family']").select_option("label")
+    assert boards.count() == 1
+    assert page.problems == []
+
+
+def test_covariate_board_shows_mean_and_std_over_three_seeds_published_rows_with_deltas_and_plots(site, page):
+    page.goto((site.parent / "synth" / "covariate.html").as_uri())
+    page.wait_for_load_state("load")
+    board = page.locator("section.board").first
+    assert "protocol per scenario" in board.locator("h2").inner_text()
+    s5 = board.locator("table.board").first
+    heads = [h.strip() for h in s5.locator("thead th").all_inner_texts()]
+    assert heads == ["#", "entry", "n", "gaussian_noise", "contrast", "mean"]  # the paper layout
+    bn = s5.locator("tr", has=page.locator("td.name a", has_text="BN-adapt"))
+    cells = bn.locator("td.num").all_inner_texts()
+    assert cells[0].strip() == "2" and cells[1].strip() == "3"  # behind TENT, beyond the spread; 3 seeds
+    assert all(re.match(r"\d+\.\d ± \d+\.\d\s*n=3", c.strip()) for c in cells[2:]), cells
+    published = s5.locator("tr.published")
+    assert published.count() == 1
+    text = published.inner_text()
+    assert "BN (paper)" in text and "published" in text and "Δ = BN-adapt (ours) − published" in text
+    assert re.search(r"25\.0\s*Δ [+-]\d+\.\d", text)
+    assert "A. Author. A paper on adaptation. 2021." in board.locator(".citation").inner_text()
+    assert board.locator(".sr-summary").first.inner_text().startswith("Error (%) at severity 5: ")
+    imgs = board.locator("figure img")
+    assert imgs.count() == 2  # error vs severity, online error along the sequence
+    assert all(alt and alt.startswith("Line chart") for alt in imgs.evaluate_all("i => i.map(x => x.alt)"))
+    assert imgs.evaluate_all("imgs => imgs.every(i => i.naturalWidth > 0)")
+    page.screenshot(path=str(OUTPUT / "site-covariate.png"), full_page=True)
+    page.locator("select[data-facet='protocol']").select_option("continual")
+    assert page.locator("section.board:visible").count() == 1
+    assert page.problems == [] and page.network == []
 
 
 def test_entry_page_opens_from_its_link(site, page):
     page.goto(site.as_uri())
-    page.locator("table.summary td.name a", has_text="TENT").click()
+    page.locator("table.summary td.name a", has_text=re.compile(r"^TENT$")).click()
     page.wait_for_load_state("load")
     assert re.search(r"/synth/entries/TENT-[0-9a-f]{6}\.html$", page.url)
     assert page.locator("h1").inner_text() == "TENT"
-    assert page.locator("table#cells tbody tr").count() == 11
+    assert page.locator("table#cells tbody tr").count() == 3 * 11
     assert "relabel" in page.locator("ul.failures").inner_text()
     assert "RuntimeError: the method diverged" in page.locator("ul.failures").inner_text()
+    assert "±" in page.locator(".cards").inner_text()
     page.screenshot(path=str(OUTPUT / "site-entry.png"), full_page=True)
     assert page.problems == [] and page.network == []
 
@@ -145,7 +205,7 @@ def test_entry_page_opens_from_its_link(site, page):
 def test_every_page_renders_and_a_script_name_never_runs(site, page):
     """The hostile name, notes and url appear as text on every page; no dialog, no error, no request leaves."""
     pages = [site, *sorted(site.parent.glob("synth/*.html")), *sorted(site.parent.glob("synth/entries/*.html"))]
-    assert len(pages) >= 1 + 5 + len(ENTRIES) + 2
+    assert len(pages) >= 1 + 5 + ALL
     for path in pages:
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
@@ -158,6 +218,7 @@ def test_every_page_renders_and_a_script_name_never_runs(site, page):
     assert page.locator("h1").inner_text() == XSS_NAME
     assert "<script>alert(2)</script>" in page.locator("dl.facts").inner_text()
     assert page.locator("dl.facts a[href^='javascript']").count() == 0
-    page.goto((site.parent / "synth" / "covariate.html").as_uri())
-    page.screenshot(path=str(OUTPUT / "site-covariate.png"), full_page=True)
+    for family in ("label", "concept"):
+        page.goto((site.parent / "synth" / f"{family}.html").as_uri())
+        page.screenshot(path=str(OUTPUT / f"site-{family}.png"), full_page=True)
     assert page.dialogs == [] and page.problems == [] and page.network == []

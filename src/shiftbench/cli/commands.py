@@ -40,21 +40,28 @@ def _evaluate(checked, args) -> int:
     page = build_site(_results_dir(args), _site_dir(args))
     summary = summary_table(load_annotated(_results_dir(args)))
     print(f"{len(report.cells)} cells: {report.computed} computed, {report.reused} reused, {report.failed} failed")
-    if not summary.empty:
+    if not summary.empty and not args.quiet:
         print(format_summary(summary))
-    print(f"leaderboard: {page}")
+    print(f"done: {len(report.cells)} cells, {report.failed} failed, {len(report.result_files)} result files; "
+          f"leaderboard: {page}")
     return 0
 
 
 def format_summary(summary) -> str:
+    """The entries table for the terminal, rounded by the same function as the page (leaderboard.format)."""
     import pandas as pd
 
+    from ..leaderboard.format import with_spread
     from ..shifts import FAMILIES
 
-    table = summary[["rank", "entry", "benchmark", "score", *FAMILIES, "clean", "failed", "status"]].copy()
-    for col in ("score", *FAMILIES, "clean"):
-        table[col] = (100 * table[col]).round(1)
-    table["rank"] = ["-" if pd.isna(r) else str(int(r)) for r in table["rank"]]  # unranked: flagged entries
+    table = pd.DataFrame({"entry": summary.entry, "benchmark": summary.benchmark, "protocol": summary.protocol,
+                          "n": summary.seeds})
+    for col in (*FAMILIES, "clean"):
+        head = "covariate err" if col == "covariate" else col
+        table[head] = [with_spread("accuracy", v, s, n) for v, s, n in zip(summary[col], summary[f"{col}_std"],
+                                                                          summary.seeds)]
+    table["failed"] = summary.failed
+    table["status"] = summary.status
     return table.to_string(index=False)
 
 
@@ -128,11 +135,14 @@ def cmd_validate(args) -> int:
 def cmd_leaderboard(args) -> int:
     from ..leaderboard import build_site, load_annotated, summary_table
 
-    if args.format in ("md", "tex"):
-        from ..leaderboard.export import to_latex, to_markdown
+    if args.format in ("md", "tex", "csv"):
+        from ..leaderboard.export import to_csv, to_latex, to_markdown
+        from ..leaderboard.render import load_boards
 
-        summary = summary_table(load_annotated(_results_dir(args)))
-        print((to_markdown if args.format == "md" else to_latex)(summary), end="")
+        summary, boards = load_boards(_results_dir(args))
+        text = {"md": lambda: to_markdown(summary, boards), "tex": lambda: to_latex(boards),
+                "csv": lambda: to_csv(summary)}[args.format]()
+        print(text, end="")
         return 0
     page = build_site(_results_dir(args), _site_dir(args))
     summary = summary_table(load_annotated(_results_dir(args)))

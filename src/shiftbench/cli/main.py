@@ -27,7 +27,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="Ray: number of CPUs for a local Ray")
     p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray: GPUs reserved per cell")
     p.add_argument("--store", type=Path, default=None, help="cell store (default: $SHIFTBENCH_CACHE/cells)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress output and no table: the counts and a final summary line")
     p.add_argument("--data-dir", type=Path, default=None, help="data root (default: $SHIFTBENCH_DATA, else $SHIFTBENCH_CACHE/data)")
     _common_paths(p)
 
@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="build the leaderboard site from the result files")
     _common_paths(p)
-    p.add_argument("--format", default="html", choices=["html", "md", "tex"],
-                   help="html: build the site (default); md / tex: print the tables as Markdown / LaTeX")
+    p.add_argument("--format", default="html", choices=["html", "md", "tex", "csv"],
+                   help="html: build the site (default); md / tex: print every board as Markdown / LaTeX (the paper "
+                        "layout); csv: print the entries table")
     p.add_argument("--serve", action="store_true", help="after building, serve the site on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
 

@@ -62,7 +62,8 @@ def _imports(name: str) -> tuple[str, ...]:
 
 
 def _runtime_nodes(tree: ast.AST):
-    """Every node except those under `if TYPE_CHECKING:` (imports for annotations only never run)."""
+    """Every node except those under `if TYPE_CHECKING:` (imports for annotations only never run) and in
+    a module-level `__getattr__` (a lazy attribute hook, PEP 562: importing the module does not run it)."""
     todo = [tree]
     while todo:
         node = todo.pop()
@@ -70,6 +71,8 @@ def _runtime_nodes(tree: ast.AST):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 todo.extend(child.orelse)
+                continue
+            if isinstance(child, ast.FunctionDef) and child.name == "__getattr__" and node is tree:
                 continue
             todo.append(child)
 

@@ -24,7 +24,7 @@ def project_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "benchmarks").is_dir() and (folder / "leaderboard").is_dir():
             return folder
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]  # src/shiftbench/core/paths.py -> the checkout
     if (checkout / "benchmarks").is_dir():
         return checkout
     return here

@@ -26,10 +26,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from tqdm.auto import tqdm
-
 from ..core.errors import UserError
 from ..core.files import atomic_write_text
+from ..core.progress import progress_bar
 from .location import dataset_dir
 from .manifest import Manifest, ManifestFile
 
@@ -179,8 +178,7 @@ def _range_start(response) -> int | None:
 
 
 def _copy(src, out, offset: int, total: int | None, progress: bool, desc: str) -> None:
-    with tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-              disable=not progress, leave=False) as bar:
+    with progress_bar(total, desc, progress, unit="B", initial=offset, unit_scale=True, unit_divisor=1024) as bar:
         while block := src.read(CHUNK):
             out.write(block)
             bar.update(len(block))

@@ -1,4 +1,8 @@
-"""How numbers and metric names are shown: fractions in percent, everything else with 4 significant digits."""
+"""How numbers and metric names are shown, in one place for the page, the exports and the terminal.
+
+Fractions are shown in percent with one decimal by `pct` and nothing else, so the terminal and
+the page can never round the same number differently; a spread is shown as `mean ± std`.
+"""
 
 from __future__ import annotations
 
@@ -38,10 +42,32 @@ def metric_label(name: str) -> str:
 
 
 def pct(x: Any) -> str:
-    """A fraction as a percentage with one decimal; '' for missing values."""
+    """A fraction as a percentage with one decimal (correctly rounded from the float); '' for missing values."""
     if not is_number(x):
         return ""
     return f"{100 * x:.1f}"
+
+
+def points(x: Any) -> str:
+    """A difference of two fractions in percentage points, signed: '+1.2', '-0.4'."""
+    if not is_number(x):
+        return ""
+    text = f"{100 * x:+.1f}"
+    return "+0.0" if text == "-0.0" else text
+
+
+def shown(name: str, x: Any) -> str:
+    """A value of metric `name` as every table shows it: percent for fractions, else `number`."""
+    return pct(x) if name in PERCENT_METRICS else number(x)
+
+
+def with_spread(name: str, mean: Any, std: Any, n: int) -> str:
+    """'12.3 ± 0.4' when there is a spread (n > 1), else the value alone."""
+    if not is_number(mean):
+        return ""
+    if n > 1 and is_number(std):
+        return f"{shown(name, mean)} ± {shown(name, std)}"
+    return shown(name, mean)
 
 
 def number(x: Any) -> str:

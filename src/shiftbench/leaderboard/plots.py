@@ -1,127 +1,258 @@
-"""Matplotlib SVG figures for the site: accuracy vs severity, scenario x entry heat maps, per-scenario points.
+"""Matplotlib figures for the site: error vs severity, online error along a stream, prior-estimation error
+vs window, per-scenario points, and the scenario x entry heat map.
 
-Figures are written as files and shown with <img>, so nothing in them can run
-in the page. Text is drawn as paths with mathtext off (a '$' in a name is a
-dollar sign) and the SVG ids are salted with a constant, so the same results
-give byte-identical files.
+Each `*_figure` function returns a Figure (tests inspect it) and `save` writes it as SVG.
+Figures are shown with <img>, so nothing in them can run in the page. Text is drawn as paths
+with mathtext off (a '$' in a name is a dollar sign) and SVG ids are salted with a constant,
+so the same results give byte-identical files.
+
+Readability rules every figure follows: the legend lists only lines that have a point; a
+value axis never spans less than a sensible minimum (MIN_SPAN; a 0.35-point range drawn
+across the whole axis exaggerates noise); tick labels that would overlap are turned, then
+thinned (`fit_tick_labels`).
 """
 
 from __future__ import annotations
 
-import re
-from contextlib import contextmanager
+import functools
+import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib import rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 LINESTYLES = ("-", "--", ":")
-SEVERITY_IN_NAME = re.compile(r"^(?P<kind>.+)-s(?P<severity>\d+)$")
 RC = {"svg.hashsalt": "shiftbench", "svg.fonttype": "path", "text.parse_math": False, "font.size": 9,
       "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3}
+MIN_SPAN_PERCENT = 10.0  # a percent axis shows at least 10 points
+MIN_SPAN_OTHER = 0.1
 
 
-def severity_of(name: str, spec: Any | None = None) -> tuple[str, int] | None:
-    """(corruption, severity) of a covariate scenario: from its shift spec when known, else from a name like 'x-s3'.
+def _styled(make):
+    """Run a figure function under the site's rc settings (artists read them when they are created)."""
 
-    A scenario of several segments (a sequence) or several severity-carrying shifts has no single severity.
-    """
-    if spec is not None:
-        if spec.segments is not None and len(spec.segments) != 1:
-            return None
-        chain = spec.segment_chains()[0]
-        rated = [s for s in chain if isinstance(s.get("severity"), int) and not isinstance(s.get("severity"), bool)]
-        if len(rated) == 1:
-            return str(rated[0]["shift"]), int(rated[0]["severity"])
-        return None
-    m = SEVERITY_IN_NAME.match(name)
-    return (m["kind"], int(m["severity"])) if m else None
+    @functools.wraps(make)
+    def wrapper(*args, **kwargs):
+        with rc_context(RC):
+            return make(*args, **kwargs)
+
+    return wrapper
 
 
-@contextmanager
-def _figure(width: float, height: float):
-    with rc_context(RC):
-        fig = Figure(figsize=(width, height), layout="constrained")
-        yield fig
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # a canvas that can measure text, for fit_tick_labels
+    return fig
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="svg", metadata={"Date": None})
+    with rc_context(RC):
+        fig.savefig(path, format="svg", metadata={"Date": None})
     return path
 
 
-def severity_plot(points: pd.DataFrame, clean: dict[str, float], labels: dict[str, str], path: Path) -> Path:
-    """Mean accuracy over corruptions at each severity, one line per entry; severity 0 is the clean accuracy.
-
-    points: columns id, severity, accuracy (fractions; one row per scenario).
-    """
-    with _figure(6.4, 3.6) as fig:
-        ax = fig.add_subplot()
-        for ident, label in labels.items():
-            curve = points[points.id == ident].groupby("severity").accuracy.mean().sort_index()
-            if curve.empty:
-                continue
-            xs, ys = list(curve.index), list(100 * curve.values)
-            if ident in clean:
-                xs, ys = [0] + xs, [100 * clean[ident]] + ys
-            k = len(ax.lines)
-            ax.plot(xs, ys, marker=MARKERS[k % len(MARKERS)], linestyle=LINESTYLES[k // len(MARKERS) % len(LINESTYLES)],
-                    linewidth=1.6, markersize=5, label=label)
-        ax.set_xlabel("severity (0 = clean)")
-        ax.set_ylabel("accuracy (%), mean over corruptions")
-        ax.xaxis.set_major_locator(_integer_locator())
-        fig.legend(fontsize=8, frameon=False, loc="outside right upper")
-        return _save(fig, path)
+def sensible_limits(values: Iterable[float], *, percent: bool, floor: float | None = 0.0) -> tuple[float, float]:
+    """Axis limits around the finite values with a margin, never spanning less than the minimum span."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        return (0.0, 100.0) if percent else (0.0, 1.0)
+    lo, hi = min(xs), max(xs)
+    span = max(hi - lo, MIN_SPAN_PERCENT if percent else MIN_SPAN_OTHER * max(1.0, abs(hi)))
+    mid = (lo + hi) / 2
+    lo, hi = mid - 0.55 * span, mid + 0.55 * span
+    if floor is not None and lo < floor:
+        lo, hi = floor, floor + 1.1 * span
+    if percent and hi > 100:
+        lo, hi = max(0.0 if floor is not None else lo, lo - (hi - 100)), 100.0
+    return lo, hi
 
 
-def _integer_locator():
-    from matplotlib.ticker import MaxNLocator
+def _overlaps(boxes) -> bool:
+    for a, b in zip(boxes, boxes[1:]):
+        if a.overlaps(b):
+            return True
+    return False
 
-    return MaxNLocator(integer=True)
+
+def fit_tick_labels(fig: Figure, ax, axis: str = "x") -> None:
+    """Turn the axis's tick labels, then show every k-th, until no two overlap."""
+    ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    labels = [t for t in ticks if t.get_text()]
+    if len(labels) < 2:
+        return
+    renderer = fig.canvas.get_renderer()
+
+    def boxes():
+        fig.draw_without_rendering()
+        shown = [t for t in labels if t.get_visible()]
+        return sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.x0 if axis == "x" else b.y0)
+
+    if not _overlaps(boxes()):
+        return
+    if axis == "x":
+        for t in labels:
+            t.set_rotation(35)
+            t.set_horizontalalignment("right")
+            t.set_rotation_mode("anchor")
+        if not _overlaps(boxes()):
+            return
+        for t in labels:
+            t.set_rotation(90)
+            t.set_horizontalalignment("center")
+            t.set_rotation_mode("default")
+    step = 2
+    while _overlaps(boxes()) and step < len(labels):
+        for i, t in enumerate(labels):
+            t.set_visible(i % step == 0)
+        step += 1
 
 
-def heatmap(matrix: pd.DataFrame, path: Path, *, title: str = "accuracy (%)") -> Path:
+def one_line(text) -> str:
+    """A name as one line of text (tabs and line breaks in a submitter's name are not drawable)."""
+    return " ".join(str(text).split())
+
+
+def _legend(fig: Figure, ax) -> None:
+    """Below the axes, in as many columns as fit, so long entry names never squeeze the plot itself."""
+    handles, names = ax.get_legend_handles_labels()
+    names = [one_line(n) for n in names]
+    if handles:
+        longest = max(len(n) for n in names)
+        columns = max(1, min(len(names), int(fig.get_figwidth() * 12 // (longest + 6))))
+        fig.legend(handles, names, fontsize=8, frameon=False, loc="outside lower center", ncols=columns)
+
+
+def _plot_with_spread(ax, xs, ys, errs, k: int, label: str) -> None:
+    kw = dict(marker=MARKERS[k % len(MARKERS)], linestyle=LINESTYLES[k // len(MARKERS) % len(LINESTYLES)],
+              linewidth=1.6, markersize=5, label=label)
+    if any(e is not None and math.isfinite(e) and e > 0 for e in errs):
+        ax.errorbar(xs, ys, yerr=[e if e is not None and math.isfinite(e) else 0.0 for e in errs], capsize=2, **kw)
+    else:
+        ax.plot(xs, ys, **kw)
+
+
+@_styled
+def error_vs_severity_figure(curves: dict[str, pd.DataFrame]) -> Figure:
+    """curves: label -> frame with columns severity, error, error_std (errors in percent; severity 0 = clean)."""
+    fig = _figure(6.6, 3.2 + 0.16 * len(curves))
+    ax = fig.add_subplot()
+    shown = []
+    for label, curve in curves.items():
+        curve = curve.dropna(subset=["error"]).sort_values("severity")
+        if curve.empty:
+            continue
+        _plot_with_spread(ax, curve.severity.tolist(), curve.error.tolist(), curve.error_std.tolist(), len(shown), label)
+        shown.extend(curve.error.tolist())
+    ax.set_xlabel("severity (0 = clean test split)")
+    ax.set_ylabel("error (%), mean over corruptions")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(*sensible_limits(shown, percent=True))
+    _legend(fig, ax)
+    fit_tick_labels(fig, ax)
+    return fig
+
+
+@_styled
+def online_error_figure(curves: dict[str, pd.DataFrame], window: int, boundaries: list[int] | None = None) -> Figure:
+    """curves: label -> frame with columns seen (images so far), error (percent), error_std. One line per entry;
+    dotted verticals where a new segment starts."""
+    fig = _figure(6.6, 3.0 + 0.16 * len(curves))
+    ax = fig.add_subplot()
+    shown = []
+    for label, curve in curves.items():
+        curve = curve.dropna(subset=["error"])
+        if curve.empty:
+            continue
+        k = len(ax.get_legend_handles_labels()[0])
+        ax.plot(curve.seen, curve.error, marker=MARKERS[k % len(MARKERS)], markersize=3,
+                linestyle=LINESTYLES[k // len(MARKERS) % len(LINESTYLES)], linewidth=1.4, label=label)
+        shown.extend(curve.error.tolist())
+    for b in boundaries or []:
+        ax.axvline(b, color="0.6", linestyle=":", linewidth=1)
+    ax.set_xlabel(f"test images seen (error of each window of {window})")
+    ax.set_ylabel("error (%) in the window")
+    ax.set_ylim(*sensible_limits(shown, percent=True))
+    _legend(fig, ax)
+    fit_tick_labels(fig, ax)
+    return fig
+
+
+@_styled
+def prior_error_vs_window_figure(curves: dict[str, pd.DataFrame]) -> Figure:
+    """curves: label -> frame with columns window (images the estimate saw), prior_l1, prior_l1_std."""
+    fig = _figure(6.6, 3.0 + 0.16 * len(curves))
+    ax = fig.add_subplot()
+    shown = []
+    for label, curve in curves.items():
+        curve = curve.dropna(subset=["prior_l1"]).sort_values("window")
+        if curve.empty:
+            continue
+        k = len(ax.get_legend_handles_labels()[0])
+        _plot_with_spread(ax, curve.window.tolist(), curve.prior_l1.tolist(), curve.prior_l1_std.tolist(), k, label)
+        shown.extend(curve.prior_l1.tolist())
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # plain numbers: mathtext is off
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("window: test images the prior estimate is computed from (log scale)")
+    ax.set_ylabel("prior-estimation error (L1)")
+    ax.set_ylim(*sensible_limits(shown, percent=False))
+    _legend(fig, ax)
+    fit_tick_labels(fig, ax)
+    return fig
+
+
+@_styled
+def point_figure(matrix: pd.DataFrame, *, ylabel: str, percent: bool) -> Figure:
+    """One column of points per scenario (rows), one marker per entry (columns), slightly offset so none hide.
+    Entries without any point are left out (and out of the legend)."""
+    matrix = matrix.loc[:, matrix.notna().any(axis=0)]
+    rows, cols = matrix.shape
+    fig = _figure(max(6.0, 2.5 + 0.8 * rows), 3.4 + 0.16 * cols)  # the legend below: a line per entry at most
+    ax = fig.add_subplot()
+    x = np.arange(rows)
+    spread = min(0.5, 0.1 * cols)
+    for j, col in enumerate(matrix.columns):
+        offset = (j / max(cols - 1, 1) - 0.5) * spread if cols > 1 else 0.0
+        ax.plot(x + offset, matrix[col].to_numpy(dtype=float), linestyle="none", marker=MARKERS[j % len(MARKERS)],
+                markersize=6, label=str(col))
+    ax.set_xticks(x, [one_line(r) for r in matrix.index])
+    ax.set_xlim(-0.6, rows - 0.4)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(*sensible_limits(matrix.to_numpy(dtype=float).ravel(), percent=percent))
+    ax.grid(axis="x", visible=False)
+    _legend(fig, ax)
+    fit_tick_labels(fig, ax)
+    return fig
+
+
+@_styled
+def heatmap_figure(matrix: pd.DataFrame, *, title: str = "accuracy (%)") -> Figure:
     """matrix: scenarios x entry labels, values in percent (NaN = no result)."""
     rows, cols = matrix.shape
-    with _figure(max(4.0, 1.2 + 0.9 * cols), max(2.0, 0.9 + 0.24 * rows)) as fig:
-        ax = fig.add_subplot()
-        ax.grid(False)
-        values = matrix.to_numpy(dtype=float)
-        image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=100, aspect="auto")
-        ax.set_xticks(range(cols), [str(c) for c in matrix.columns], rotation=30, ha="right")
-        ax.set_yticks(range(rows), [str(r) for r in matrix.index])
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        for i in range(rows):
-            for j in range(cols):
-                v = values[i, j]
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
-                            color="black" if v > 60 else "white")
-        fig.colorbar(image, ax=ax, label=title, shrink=0.8)
-        return _save(fig, path)
-
-
-def point_plot(matrix: pd.DataFrame, path: Path, *, ylabel: str) -> Path:
-    """One column of points per scenario (rows), one marker per entry (columns), slightly offset so none hide."""
-    rows, cols = matrix.shape
-    with _figure(max(4.5, 2.5 + 0.8 * rows), 3.2) as fig:
-        ax = fig.add_subplot()
-        x = np.arange(rows)
-        spread = min(0.5, 0.1 * cols)
-        for j, col in enumerate(matrix.columns):
-            offset = (j / max(cols - 1, 1) - 0.5) * spread if cols > 1 else 0.0
-            ax.plot(x + offset, matrix[col].to_numpy(dtype=float), linestyle="none", marker=MARKERS[j % len(MARKERS)],
-                    markersize=6, label=str(col))
-        ax.set_xticks(x, [str(r) for r in matrix.index], rotation=20, ha="right")
-        ax.set_xlim(-0.6, rows - 0.4)
-        ax.set_ylabel(ylabel)
-        ax.grid(axis="x", visible=False)
-        fig.legend(fontsize=8, frameon=False, loc="outside right upper")
-        return _save(fig, path)
+    longest = max((len(one_line(c)) for c in matrix.columns), default=0)  # entry names may be turned upright
+    widest = max((len(one_line(r)) for r in matrix.index), default=0)  # scenario names beside the rows
+    fig = _figure(max(4.0, 2.0 + 0.9 * cols + 0.07 * widest), max(2.5, 1.2 + 0.24 * rows + 0.07 * longest))
+    ax = fig.add_subplot()
+    ax.grid(False)
+    values = matrix.to_numpy(dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(cols), [one_line(c) for c in matrix.columns])
+    ax.set_yticks(range(rows), [one_line(r) for r in matrix.index])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    for i in range(rows):
+        for j in range(cols):
+            v = values[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="black" if v > 60 else "white")
+    fig.colorbar(image, ax=ax, label=title, shrink=0.8)
+    fit_tick_labels(fig, ax)
+    return fig

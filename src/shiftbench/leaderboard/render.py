@@ -1,10 +1,13 @@
 """Render the leaderboard as a self-contained static site (Jinja2 with autoescape; no CDN, no network).
 
 Layout of site_dir:
-  index.html                       every benchmark's ranked table, with trust warnings
-  results.csv, scenarios.csv       exports (accuracies as fractions)
+  index.html                       per benchmark: its boards (by model, family, protocol) and every entry's
+                                   headline number per family, with trust warnings
+  results.csv, scenarios.csv       exports (fractions; text cells safe for spreadsheets)
   static/                          leaderboard.js (sorting, filtering), style.css
-  <benchmark>/<family>.html        per-family view: accuracy matrix, all metrics, SVG plots
+  <benchmark>/<family>.html        the family's boards: one per (model, protocol), tables with mean ± std
+                                   over seeds, ranks with ties, published rows with deltas, plots
+  <benchmark>/exports/<board>.{csv,md,tex}   each board's tables (the .tex in the paper layout)
   <benchmark>/scenarios.html       every scenario x entry, with the heat map
   <benchmark>/entries/<id>.html    one page per entry (+ <id>.json, the result file as it was read)
   <benchmark>/plots/*.svg
@@ -30,31 +33,31 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from .. import __version__
 from ..core.errors import UserError
 from ..shifts import FAMILIES
-from . import plots
-from .aggregate import load_results, numeric_metrics, scenario_table, summary_table
+from . import figures, plots
+from .aggregate import HEADLINE, cells_frame, load_results, numeric_metrics, scenario_table, summary_table
+from .boards import Board, build_boards, segments_frame
 from .checks import annotate, current_benchmark_hashes
-from .export import NOTE, to_csv
-from .format import LOWER_IS_BETTER, PERCENT_METRICS, metric_label, metric_order, metric_value, pct, sort_key
+from .describe import table_summary
+from .export import NOTE, table_frame, table_latex, table_markdown, to_csv
+from .format import is_number, metric_label, metric_value, pct, points, shown, sort_key, with_spread
+from .published import Published, load_published
 
 MARKER = ".shiftbench-site"
 LEGACY = {"index.html"}  # what the first, single-page leaderboard wrote (no marker)
 PROVENANCE_ORDER = ("shiftbench_version", "git_commit", "torch_version", "python_version", "device", "data_sha256",
                     "checkpoint_sha256", "model_key")
 STATIC_FILES = ("leaderboard.js", "style.css")
-# Per family, the metric that deserves its own plot beside accuracy (when present in the results).
-FAMILY_PLOTS = {"translation": ["consistency", "fooling_rate"], "label": ["prior_l1"],
-                "concept": ["worst_group_accuracy"]}
-HIDDEN_METRICS = {"error"}
-NOT_METRICS = {"id", "entry", "benchmark", "scenario", "family", "failed", "seeds", "accuracy", "seconds"}  # = 1 - accuracy; stated once in the note instead of a column everywhere
+HIDDEN_METRICS = {"error"}  # = 1 - accuracy; stated once in the note instead of a column everywhere
 
 
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("shiftbench.leaderboard", "templates"),
                       autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, metric=lambda x, name: metric_value(name, x), sortkey=sort_key,
-                       label=metric_label)
-    env.globals.update(version=__version__, families=FAMILIES, note=NOTE)
+    env.filters.update(pct=pct, metric=lambda x, name: metric_value(name, x), sortkey=sort_key, label=metric_label,
+                       points=points, shown=lambda x, name: shown(name, x))
+    env.globals.update(version=__version__, families=FAMILIES, note=NOTE, headline=HEADLINE,
+                       with_spread=with_spread, is_number=is_number)
     return env
 
 
@@ -94,19 +97,50 @@ def provenance_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def entry_labels(results: list[dict[str, Any]]) -> dict[str, str]:
-    """id -> name for plots and column heads; a name shared by several files gets its file stem appended."""
-    names = [r["name"] for r in results]
-    return {r["id"]: r["name"] if names.count(r["name"]) == 1 else f"{r['name']} [{r['id'].split('/')[-1]}]"
-            for r in results}
+    """id -> name for tables and plots; a name that several files of one benchmark share gets its file stem appended."""
+    names = [(r["benchmark"], r["name"]) for r in results]
+    return {r["id"]: r["name"] if names.count((r["benchmark"], r["name"])) == 1
+            else f"{r['name']} [{r['id'].split('/')[-1]}]" for r in results}
+
+
+def group_sizes(results: list[dict[str, Any]], benchmark: str, scenarios: list[str]) -> list[dict[str, Any]]:
+    """Per scenario: the test groups' sizes as the shift reported them (metrics.group_sizes), seed 0 first."""
+    out = []
+    for scenario in scenarios:
+        found = None
+        for res in results:
+            if res["benchmark"] != benchmark:
+                continue
+            for rec in sorted(res.get("records", []), key=lambda r: (r.get("cell") or {}).get("seed", 0)):
+                sizes = (rec.get("metrics") or {}).get("group_sizes")
+                if (rec.get("cell") or {}).get("scenario") == scenario and isinstance(sizes, dict) and sizes:
+                    found = sizes
+                    break
+            if found:
+                break
+        if found:
+            items = sorted(found.items(), key=lambda kv: str(kv[0]))
+            out.append({"scenario": scenario, "groups": items, "smallest": min(int(v) for _, v in items)})
+    return out
 
 
 class SiteBuilder:
-    def __init__(self, out: Path, results: list[dict[str, Any]]):
+    def __init__(self, out: Path, results: list[dict[str, Any]], published: list[Published]):
         self.out = out
         self.env = environment()
         self.results = results
+        self.by_id = {r["id"]: r for r in results}
+        entries = pd.Series([r["benchmark"] for r in results], dtype=object).value_counts().to_dict()
+        names = sorted(set(entries) | {p.benchmark for p in published}, key=lambda b: (-entries.get(b, 0), b))
+        self.specs = {b: _load_spec(b) for b in names}  # the most-entered benchmark first, published-only last
+        scen_specs = {b: {s.name: s for s in spec.scenarios} if spec else {} for b, spec in self.specs.items()}
+        self.cells = cells_frame(results, scen_specs)
         self.summary = summary_table(results)
         self.per_scenario = scenario_table(results)
+        self.labels = entry_labels(results)
+        chains = {b: {n: s.segment_chains() for n, s in sc.items()} for b, sc in scen_specs.items()}
+        self.boards = build_boards(results, self.cells, segments_frame(results), published, chains, self.labels)
+        self.online = figures.online_frame(results)
 
     def write(self, rel: str, template: str, **context) -> None:
         depth = rel.count("/")
@@ -120,7 +154,7 @@ class SiteBuilder:
         static.mkdir(parents=True)
         for name in STATIC_FILES:
             (static / name).write_bytes(resources.files("shiftbench.leaderboard").joinpath("static", name).read_bytes())
-        benches = [self.benchmark(b) for b in sorted({r["benchmark"] for r in self.results})]
+        benches = [self.benchmark(b) for b in self.specs]
         self.write("index.html", "index.html.j2", benchmarks=benches, page="index")
         (self.out / "results.csv").write_text(to_csv(self.summary))
         (self.out / "scenarios.csv").write_text(to_csv(self.per_scenario))
@@ -130,97 +164,127 @@ class SiteBuilder:
         results = [r for r in self.results if r["benchmark"] == bench]
         rows = self.summary[self.summary.benchmark == bench].to_dict("records")
         folder = path_part(bench)
-        spec = _load_spec(bench)
-        by_id = {r["id"]: r for r in results}
+        spec = self.specs.get(bench)
         for row in rows:
-            res = by_id[row["id"]]
+            res = self.by_id[row["id"]]
             row["href"] = f"{folder}/entries/{path_part(row['id'].split('/')[-1])}.html"
             row["flags"] = res.get("flags", [])
             row["oracle"] = res.get("oracle", False)
-            row["rank"] = None if pd.isna(row["rank"]) else int(row["rank"])
+        boards = [b for b in self.boards if b.benchmark == bench]
+        present = [f for f in FAMILIES if any(b.family == f for b in boards)]
+        seeds = sorted({r["seeds"] for r in rows})
         info = {"name": bench, "folder": folder, "rows": rows, "description": spec.description if spec else "",
-                "hash": spec.content_hash() if spec else None,
-                "flagged": [r for r in rows if r["flags"]], "views": []}
-        ordered = [r["id"] for r in rows]
-        labels = entry_labels([by_id[i] for i in ordered])
-        specs = {s.name: s for s in spec.scenarios} if spec else {}
-        scen = self.per_scenario[self.per_scenario.benchmark == bench]
-        self.scenario_rank = scenario_order(specs, scen)
-        scen = scen.assign(_s=scen.scenario.map(self.scenario_rank), _e=scen.id.map(ordered.index))
-        scen = scen.sort_values(["_s", "_e"], kind="stable").drop(columns=["_s", "_e"])
-        mark_best(rows)
-        present = [f for f in FAMILIES if (scen.family == f).any()]
-        info["views"] = [{"family": f, "href": f"{folder}/{f}.html"} for f in present]  # before any page links them
+                "hash": spec.content_hash() if spec else None, "flagged": [r for r in rows if r["flags"]],
+                "views": [{"family": f, "href": f"{folder}/{f}.html"} for f in present],
+                "boards": [self.board_link(b, folder) for b in boards], "has_results": bool(results),
+                "mixed_seeds": len(seeds) > 1, "seed_counts": seeds,
+                "models": sorted({b.model_label for b in boards}), "protocols": sorted({b.protocol for b in boards})}
         for family in present:
-            self.family_page(info, family, scen[scen.family == family], ordered, labels, specs, scen)
-        self.scenarios_page(info, scen, ordered, labels)
-        for row in rows:
-            self.entry_page(info, by_id[row["id"]], row)
+            self.family_page(info, family, [b for b in boards if b.family == family])
+        if results:
+            self.scenarios_page(info)
+            for row in rows:
+                self.entry_page(info, self.by_id[row["id"]], row)
         return info
 
-    def matrix(self, frame: pd.DataFrame, ordered: list[str], labels: dict[str, str], metric: str) -> pd.DataFrame:
-        scenarios = list(dict.fromkeys(frame.scenario))
-        m = frame.pivot_table(index="scenario", columns="id", values=metric, aggfunc="mean", dropna=False)
-        m = m.reindex(index=scenarios, columns=[i for i in ordered if i in set(frame.id)])
-        return m.rename(columns=labels)
+    def board_link(self, board: Board, folder: str) -> dict[str, Any]:
+        first = board.tables[0] if board.tables else None
+        leaders = [r for r in first.rows if r.place and r.place.rank == 1] if first else []
+        best = leaders[0] if leaders else None
+        return {"href": f"{folder}/{board.family}.html#board-{board.slug}", "family": board.family,
+                "protocol": board.protocol, "model": board.model_label, "published_only": board.published_only,
+                "entries": len({r.id for t in board.tables for r in t.entries}),
+                "published": sum(len(t.published_rows) for t in board.tables),
+                "best": (best.label if len(leaders) == 1 else f"{len(leaders)} entries tied") if best else None,
+                "best_value": with_spread(first.metric, best.mean.mean,
+                                                                                best.mean.std, best.mean.n) if best else "",
+                "table": first.title if first else ""}
 
-    def matrix_rows(self, m: pd.DataFrame, metric: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        failed = frame.groupby("scenario").failed.sum() if not frame.empty else {}
-        return [{"scenario": s, "values": [(metric_value(metric, v), sort_key(v)) for v in m.loc[s].tolist()],
-                 "failed": int(failed.get(s, 0))} for s in m.index]
+    def board_context(self, board: Board, folder: str) -> dict[str, Any]:
+        plot_dir = self.out / folder / "plots"
+        figs = []
+        if board.family == "covariate" and not board.published_only:
+            fig = figures.severity_figure(board, self.cells, self.labels, plot_dir / f"{board.slug}-severity.svg")
+            figs += [fig] if fig else []
+            figs += figures.online_figures(board, self.online, self.results, self.labels, plot_dir)
+        elif board.family == "label":
+            fig = figures.prior_window_figure(board, self.cells, self.by_id, plot_dir / f"{board.slug}-prior-window.svg")
+            figs += [fig] if fig else []
+        elif board.family in ("concept", "translation"):
+            fig = figures.points_figure(board, plot_dir / f"{board.slug}-points.svg")
+            figs += [fig] if fig else []
+        exports = self.out / folder / "exports"
+        exports.mkdir(parents=True, exist_ok=True)
+        if board.tables:
+            frame = pd.concat([table_frame(board, t) for t in board.tables], ignore_index=True)
+            (exports / f"{board.slug}.csv").write_text(to_csv(frame))
+            (exports / f"{board.slug}.md").write_text("\n".join(table_markdown(board, t) for t in board.tables))
+            (exports / f"{board.slug}.tex").write_text("% needs \\usepackage{booktabs}\n"
+                                                       + "\n".join(table_latex(board, t) for t in board.tables))
+        hrefs = {r["id"]: f"entries/{path_part(r['id'].split('/')[-1])}.html" for r in self.results}
+        tables = [{"t": t, "summary": table_summary(t), "rows": [self.row_context(t, r, hrefs) for r in t.rows],
+                   "citations": sorted({(r.published.citation, r.published.source, safe_url(r.published.url),
+                                         r.published.setting.notes) for r in t.published_rows if r.published})}
+                  for t in board.tables]
+        sizes = group_sizes(self.results, board.benchmark, board.scenarios) if board.family == "concept" else []
+        return {"board": board, "tables": tables, "figures": figs, "group_sizes": sizes,
+                "exports": f"exports/{board.slug}"}
 
-    def family_page(self, info, family, fam, ordered, labels, specs, scen) -> None:
+    def row_context(self, table, row, hrefs) -> dict[str, Any]:
+        cells = []
+        for c in table.columns:
+            stat = row.cells.get(c.key)
+            failed = row.failed.get(c.key, 0)
+            cells.append({"text": with_spread(table.metric, stat.mean, stat.std, stat.n) if stat else "",
+                          "n": stat.n if stat else 0, "sort": sort_key(stat.mean) if stat else "",
+                          "failed": failed, "delta": points(row.deltas.get(c.key)) if row.deltas else ""})
+        mean = {"text": with_spread(table.metric, row.mean.mean, row.mean.std, row.mean.n), "n": row.mean.n,
+                "sort": sort_key(row.mean.mean), "delta": points(row.delta_mean)}
+        return {"row": row, "cells": cells, "mean": mean, "href": hrefs.get(row.id) if row.id else None}
+
+    def family_page(self, info: dict[str, Any], family: str, boards: list[Board]) -> None:
         folder = info["folder"]
-        figures = []
-        acc = self.matrix(fam, ordered, labels, "accuracy")
-        if family == "covariate":
-            points = [{"id": r.id, "scenario": r.scenario, "accuracy": r.accuracy, "severity": sev[1]}
-                      for r in fam.itertuples() if (sev := plots.severity_of(r.scenario, specs.get(r.scenario) if specs else None))]
-            if points:
-                clean = scen[scen.family == "clean"].groupby("id").accuracy.mean().to_dict()
-                plots.severity_plot(pd.DataFrame(points), clean, {i: labels[i] for i in ordered},
-                                    self.out / folder / "plots" / "covariate-severity.svg")
-                figures.append({"src": "plots/covariate-severity.svg",
-                                "caption": "Accuracy vs severity: each point is the mean accuracy over the corruptions "
-                                           "at that severity; severity 0 is the clean test split. Sequences are left out."})
-        for metric in FAMILY_PLOTS.get(family, []):
-            if metric in fam and fam[metric].notna().any():
-                m = self.matrix(fam, ordered, labels, metric)
-                m = 100 * m if metric in PERCENT_METRICS else m
-                plots.point_plot(m, self.out / folder / "plots" / f"{family}-{metric}.svg", ylabel=metric_label(metric))
-                better = "lower" if metric in LOWER_IS_BETTER else "higher"
-                figures.append({"src": f"plots/{family}-{metric}.svg",
-                                "caption": f"{metric_label(metric)} per scenario ({better} is better)."})
-        metrics = metric_order(["accuracy"] + [c for c in fam.columns
-                                               if c not in NOT_METRICS | HIDDEN_METRICS and fam[c].notna().any()])
-        long_rows = [{"scenario": r["scenario"], "entry": r["entry"], "id": r["id"], "failed": r["failed"],
-                      "values": [(metric_value(m, r[m]), sort_key(r[m])) for m in metrics]}
-                     for r in fam.to_dict("records")]
-        hrefs = {row["id"]: row["href"].split("/", 1)[1] for row in info["rows"]}
-        self.write(f"{folder}/{family}.html", "family.html.j2", bench=info, family=family, page=family,
-                   columns=list(acc.columns), acc_rows=self.matrix_rows(acc, "accuracy", fam), figures=figures,
-                   metrics=metrics, long_rows=long_rows, hrefs=hrefs)
+        contexts = [self.board_context(b, folder) for b in boards]
+        self.write(f"{folder}/{family}.html", "family.html.j2", bench=info, family=family, page=family, boards=contexts,
+                   models=sorted({b.model_label for b in boards}), protocols=sorted({b.protocol for b in boards}))
 
-    def scenarios_page(self, info, scen, ordered, labels) -> None:
-        folder = info["folder"]
-        acc = self.matrix(scen, ordered, labels, "accuracy")
-        figures = []
+    def scenarios_page(self, info) -> None:
+        folder, bench = info["folder"], info["name"]
+        scen = self.per_scenario[self.per_scenario.benchmark == bench]
+        ordered = [r["id"] for r in info["rows"]]
+        spec = self.specs.get(bench)
+        rank = scenario_order({s.name: s for s in spec.scenarios} if spec else {}, scen)
+        scenarios = sorted(dict.fromkeys(scen.scenario), key=lambda s: rank.get(s, len(rank)))
+        acc = scen.pivot_table(index="scenario", columns="id", values="accuracy", aggfunc="mean", dropna=False)
+        acc = acc.reindex(index=scenarios, columns=[i for i in ordered if i in set(scen.id)])
+        figs = []
         if not acc.empty:
-            plots.heatmap(100 * acc, self.out / folder / "plots" / "all-heatmap.svg")
-            figures.append({"src": "plots/all-heatmap.svg", "caption": "Accuracy (%) per scenario and entry."})
+            plots.save(plots.heatmap_figure(100 * acc.rename(columns=self.labels)), self.out / folder / "plots" / "all-heatmap.svg")
+            figs.append({"src": "plots/all-heatmap.svg", "caption": "Accuracy (%) per scenario and entry (mean over seeds).",
+                         "alt": f"Heat map of accuracy for {acc.shape[0]} scenarios and {acc.shape[1]} entries."})
         families = scen.drop_duplicates("scenario").set_index("scenario").family.to_dict()
-        rows = self.matrix_rows(acc, "accuracy", scen)
-        for r in rows:
-            r["family"] = families.get(r["scenario"], "")
+        std = scen.pivot_table(index="scenario", columns="id", values="accuracy_std", aggfunc="mean", dropna=False)
+        n = scen.pivot_table(index="scenario", columns="id", values="seeds", aggfunc="max", dropna=False)
+        failed = scen.groupby("scenario").failed.sum()
+        rows = []
+        for s in acc.index:
+            values = []
+            for i in acc.columns:
+                m = acc.loc[s, i]
+                sd = std.loc[s, i] if s in std.index and i in std.columns else float("nan")
+                k = int(n.loc[s, i]) if s in n.index and i in n.columns and n.loc[s, i] == n.loc[s, i] else 0
+                values.append((with_spread("accuracy", m, sd, k), sort_key(m)))
+            rows.append({"scenario": s, "family": families.get(s, ""), "values": values, "failed": int(failed.get(s, 0))})
         self.write(f"{folder}/scenarios.html", "scenarios.html.j2", bench=info, page="scenarios",
-                   columns=list(acc.columns), acc_rows=rows, figures=figures)
+                   columns=[self.labels[i] for i in acc.columns], acc_rows=rows, figures=figs)
 
     def entry_page(self, info, result, row) -> None:
         folder = info["folder"]
         stem = path_part(result["id"].split("/")[-1])
-        last = len(self.scenario_rank)
-        records = sorted(result.get("records", []), key=lambda r: (
-            self.scenario_rank.get(r.get("cell", {}).get("scenario"), last), str(r.get("cell", {}).get("scenario")),
+        spec = self.specs.get(info["name"])
+        order = {s.name: i for i, s in enumerate(spec.scenarios)} if spec else {}
+        records = sorted([r for r in result.get("records", []) if isinstance(r, dict)], key=lambda r: (
+            order.get(r.get("cell", {}).get("scenario"), len(order)), str(r.get("cell", {}).get("scenario")),
             r.get("cell", {}).get("seed", 0)))
         metrics = [m for m in numeric_metrics(records) if m not in HIDDEN_METRICS]
         cells = []
@@ -243,11 +307,16 @@ class SiteBuilder:
         raw = self.out / folder / "entries" / f"{stem}.json"
         raw.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result["path"], raw)
+        boards = [self.board_link(b, "..") for b in self.boards
+                  if b.benchmark == info["name"] and any(r.id == result["id"] for t in b.tables for r in t.entries)]
+        headline = [{"family": f, "what": HEADLINE[f][1], "value": with_spread(HEADLINE[f][0], row[f], row[f"{f}_std"],
+                                                                              row["seeds"])}
+                    for f in (*FAMILIES, "clean") if is_number(row[f])]
         self.write(f"{folder}/entries/{stem}.html", "entry.html.j2", bench=info, page="entry", row=row, result=result,
                    submission_yaml=sub_yaml, url=safe_url((submission or {}).get("url") if isinstance(submission, dict) else None),
                    metrics=metrics, cells=cells, failures=failures, provenance=provenance_rows(result),
                    has_segments=any(c["segments"] for c in cells), has_info=any(c["method_info"] for c in cells),
-                   raw=f"{stem}.json", family_scores=[(f, row.get(f)) for f in (*FAMILIES, "clean")])
+                   raw=f"{stem}.json", headline=headline, boards=boards)
 
 
 def scenario_order(specs: dict[str, Any], scen: pd.DataFrame) -> dict[str, int]:
@@ -256,20 +325,6 @@ def scenario_order(specs: dict[str, Any], scen: pd.DataFrame) -> dict[str, int]:
     known = list(specs)
     extra = sorted({(family_rank.get(f, 99), s) for s, f in zip(scen.scenario, scen.family) if s not in specs})
     return {s: i for i, s in enumerate(known + [s for _, s in extra])}
-
-
-def mark_best(rows: list[dict[str, Any]]) -> None:
-    """row['best']: the score columns where this ranked row has the highest value among ranked rows."""
-    ranked = [r for r in rows if r["rank"] is not None]
-    for r in rows:
-        r["best"] = set()
-    for col in ("score", *FAMILIES, "clean"):
-        values = [r[col] for r in ranked if r[col] == r[col]]
-        if len(values) > 1:
-            top = max(values)
-            for r in ranked:
-                if r[col] == top:
-                    r["best"].add(col)
 
 
 def _load_spec(bench: str):
@@ -289,19 +344,30 @@ def load_annotated(results_root: Path, benchmark_hashes: dict[str, str | None] |
     return annotate(results, benchmark_hashes)
 
 
-def build_site(results_root: Path, site_dir: Path, benchmark_hashes: dict[str, str | None] | None = None) -> Path:
-    """Write the whole site into site_dir (replacing a previous build); returns the path of index.html."""
+def load_boards(results_root: Path, published_folder: Path | None = None) -> tuple[pd.DataFrame, list[Board]]:
+    """(the per-entry summary, every board) for the exports the command line prints."""
+    results = load_annotated(results_root)
+    builder = SiteBuilder(Path("."), results, load_published(published_folder))
+    return builder.summary, builder.boards
+
+
+def build_site(results_root: Path, site_dir: Path, benchmark_hashes: dict[str, str | None] | None = None,
+               published_folder: Path | None = None) -> Path:
+    """Write the whole site into site_dir (replacing a previous build); returns the path of index.html.
+
+    published_folder: the reference numbers (default leaderboard/published of the project)."""
     site_dir = Path(site_dir)
     ours = site_dir.is_dir() and ((site_dir / MARKER).exists() or {p.name for p in site_dir.iterdir()} <= LEGACY)
     if site_dir.exists() and not ours:
         raise UserError("refusing to replace a folder that shiftbench did not build (no .shiftbench-site marker); "
                         "choose an empty or new --site folder", source=str(site_dir))
     results = load_annotated(results_root, benchmark_hashes)
+    published = load_published(published_folder)
     site_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=site_dir.parent, prefix=f".{site_dir.name}.building-"))
     tmp.chmod(0o755)
     try:
-        SiteBuilder(tmp, results).build()
+        SiteBuilder(tmp, results, published).build()
         old = None
         if site_dir.exists():
             old = site_dir.with_name(f".{site_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..core.code_identity import code_hash
 from ..core.errors import UserError
@@ -62,6 +63,10 @@ def build_classifier(spec: dict[str, Any], num_classes: int, in_channels: int) -
         except AttributeError:
             raise UserError(f"'{arch}' has no layer '{reserved['head']}'", field="model.head") from None
     model.set_preprocessing(model_spec.preprocessing(spec, base=model.preprocessing))
+    head = model.head
+    if isinstance(head, nn.Linear) and head.out_features != num_classes:
+        raise UserError(f"the model's head '{model.head_name}' has {head.out_features} outputs, the benchmark has "
+                        f"{num_classes} classes", field="model.head")
     return model
 
 

@@ -1,5 +1,6 @@
 """Concept shift: p(y|x) changes while p(x) may stay (spurious correlations as in ColoredMNIST /
-Waterbirds, relabelled subpopulations)."""
+Waterbirds, relabelled subpopulations); every image gets a group (label x attribute) and the test
+groups' sizes are reported."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ from .registry import generator, register_shift
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 ClassIndex = Annotated[int, Field(ge=0, le=100_000)]
+COLOURS = ("red", "green")
+
+
+def with_group_sizes(data: ImageSet, groups: torch.Tensor, names: dict[int, str], **changes) -> ImageSet:
+    """data with `groups` set and the size of every group that occurs reported beside the metrics (meta.report):
+    a worst-group accuracy over a group of a few images is a coarse, noisy number, so the page shows the sizes."""
+    sizes = {names.get(int(g), str(int(g))): int(n) for g, n in zip(*torch.unique(groups, return_counts=True))}
+    meta = {**data.meta, **changes.pop("meta", {})}
+    meta["report"] = {**meta.get("report", {}), "group_sizes": sizes}
+    return data.with_(groups=groups, meta=meta, **changes)
 
 
 @register_shift("spurious_colour", "concept")
@@ -32,7 +43,9 @@ def spurious_colour(data: ImageSet, *, seed: int, correlation: Probability = 0.9
     images = torch.zeros_like(data.images)
     images[:, 0] = torch.where(colour[:, None, None] == 0, gray, torch.zeros_like(gray))
     images[:, 1] = torch.where(colour[:, None, None] == 1, gray, torch.zeros_like(gray))
-    return data.with_(images=images, groups=2 * data.labels + colour)
+    names = {2 * k + c: f"class {data.classes[k]} {COLOURS[c]}" for k in range(data.num_classes)
+             for c in (0, 1)}
+    return with_group_sizes(data, 2 * data.labels + colour, names, images=images)
 
 
 @register_shift("colored_mnist", "concept")
@@ -54,8 +67,9 @@ def colored_mnist(data: ImageSet, *, seed: int, colour_flip: Probability = 0.1, 
     images = torch.zeros_like(data.images)
     images[:, 0] = torch.where(colour[:, None, None] == 0, gray, torch.zeros_like(gray))
     images[:, 1] = torch.where(colour[:, None, None] == 1, gray, torch.zeros_like(gray))
-    return data.with_(images=images, labels=y, classes=(f"digit >= {threshold}", f"digit < {threshold}"),
-                      groups=2 * y + colour)
+    classes = (f"digit >= {threshold}", f"digit < {threshold}")
+    names = {2 * k + c: f"{classes[k]} {COLOURS[c]}" for k in (0, 1) for c in (0, 1)}
+    return with_group_sizes(data, 2 * y + colour, names, images=images, labels=y, classes=classes)
 
 
 @register_shift("relabel_subpopulation", "concept")
@@ -72,4 +86,5 @@ def relabel_subpopulation(data: ImageSet, *, seed: int, source_class: ClassIndex
     g = generator(seed)
     pick = (data.labels == source_class) & (torch.rand(len(data), generator=g) < mass)
     labels = torch.where(pick, torch.full_like(data.labels, target_class), data.labels)
-    return data.with_(labels=labels, groups=pick.long(), meta={**data.meta, "relabelled_fraction": float(pick.float().mean())})
+    return with_group_sizes(data, pick.long(), {0: "kept", 1: f"relabelled {source_class}->{target_class}"},
+                            labels=labels, meta={"relabelled_fraction": float(pick.float().mean())})

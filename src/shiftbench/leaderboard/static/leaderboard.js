@@ -1,4 +1,4 @@
-// shiftbench leaderboard: sortable tables (click a column head) and text filters. No dependencies.
+// shiftbench leaderboard: sortable tables (click a column head), text filters and facet selects. No dependencies.
 "use strict";
 
 (function () {
@@ -59,19 +59,35 @@
     });
   }
 
-  function applyFilter(input) {
-    var table = document.getElementById(input.getAttribute("data-filter-for"));
-    if (!table) return;
-    var terms = input.value.toLowerCase().split(/\s+/).filter(Boolean);
-    var rows = table.tBodies[0].rows, shown = 0;
-    Array.prototype.forEach.call(rows, function (row) {
-      var text = row.textContent.toLowerCase();
-      var match = terms.every(function (t) { return text.indexOf(t) !== -1; });
-      row.hidden = !match;
+  // The items a filter or facet acts on: a table's body rows, or the <section> children of a container.
+  function items(target) {
+    if (target.tBodies && target.tBodies.length) return Array.prototype.slice.call(target.tBodies[0].rows);
+    return Array.prototype.slice.call(target.querySelectorAll(":scope > section"));
+  }
+
+  // Show an item when it matches the text filter and every facet (select) aimed at its container.
+  function refresh(target) {
+    var input = document.querySelector('input.filter[data-filter-for="' + target.id + '"]');
+    var terms = input ? input.value.toLowerCase().split(/\s+/).filter(Boolean) : [];
+    var facets = Array.prototype.slice.call(document.querySelectorAll('select[data-facet-for="' + target.id + '"]'));
+    var all = items(target), shown = 0;
+    all.forEach(function (item) {
+      var text = item.textContent.toLowerCase();
+      var match = terms.every(function (t) { return text.indexOf(t) !== -1; }) && facets.every(function (s) {
+        return !s.value || item.getAttribute("data-" + s.getAttribute("data-facet")) === s.value;
+      });
+      item.hidden = !match;
       if (match) shown += 1;
     });
-    var count = document.querySelector('[data-count-for="' + table.id + '"]');
-    if (count) count.textContent = terms.length ? shown + " of " + rows.length + " shown" : rows.length + " rows";
+    var count = document.querySelector('[data-count-for="' + target.id + '"]');
+    var filtered = terms.length || facets.some(function (s) { return s.value; });
+    if (count) count.textContent = filtered ? shown + " of " + all.length + " shown" : all.length + " rows";
+  }
+
+  function applyFilter(control) {
+    var id = control.getAttribute("data-filter-for") || control.getAttribute("data-facet-for");
+    var target = document.getElementById(id);
+    if (target) refresh(target);
   }
 
   function init() {
@@ -79,6 +95,9 @@
     Array.prototype.forEach.call(document.querySelectorAll("input.filter"), function (input) {
       input.addEventListener("input", function () { applyFilter(input); });
       applyFilter(input);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("select[data-facet-for]"), function (select) {
+      select.addEventListener("change", function () { applyFilter(select); });
     });
   }
 

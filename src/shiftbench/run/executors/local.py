@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from tqdm.auto import tqdm
-
 from ...core.device import resolve_device
+from ...core.progress import progress_iter
 from ..cell import Cell
 from ..compute import compute_cell
 from ..workspace import Workspace
@@ -21,5 +20,5 @@ class LocalExecutor:
 
     def run(self, cells: list[Cell], device: str) -> Iterator[dict[str, Any]]:
         ws = self.workspace or Workspace(resolve_device(device), self.progress)
-        for cell in tqdm(cells, desc="cells", unit="cell", disable=not self.progress):
+        for cell in progress_iter(cells, "cells", self.progress, unit="cell"):
             yield compute_cell(cell, ws)

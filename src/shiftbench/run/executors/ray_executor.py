@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from tqdm.auto import tqdm
 
 from ...core.errors import UserError
 from ...core.paths import cache_dir, project_root
+from ...core.progress import progress_bar
 from ..cell import Cell
 from ..compute import compute_cell
 from ..provenance import software
@@ -93,7 +93,7 @@ class RayExecutor:
             for group in scenario_groups(cells):
                 ref = task.remote(group, project, worker_device, threads, checkpoints[group[0].checkpoint_sha256])
                 pending[ref] = group
-            with tqdm(total=len(cells), desc="cells", unit="cell", disable=not self.progress) as bar:
+            with progress_bar(len(cells), "cells", self.progress, unit="cell") as bar:
                 waiting = list(pending)
                 while waiting:
                     done, waiting = ray.wait(waiting, num_returns=1)
