@@ -4,7 +4,7 @@
 (see shiftbench/api/); it is imported on first use, so `import shiftbench` stays light.
 """
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
 
 def __getattr__(name: str):
@@ -13,6 +13,9 @@ def __getattr__(name: str):
 
         return evaluate
     raise AttributeError(f"module 'shiftbench' has no attribute '{name}'")
+
+
+__all__ = ["__version__", "evaluate"]
 
 
 def __dir__():

@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.errors import UserError
 from ..shifts import FAMILIES
 from . import figures, plots

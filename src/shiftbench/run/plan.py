@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.code_identity import code_hash
 from ..methods import method_classes
 from ..models import ARCHITECTURES

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import torch
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.paths import project_root
 
 
