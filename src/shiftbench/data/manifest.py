@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from ..core.config import parse_model, read_yaml
 from ..core.errors import UserError
+from ..core.names import check_name, is_name
 from ..core.paths import project_root
 
 
@@ -42,6 +43,12 @@ class Manifest(BaseModel):
     root: str | None = Field(None, description="folder inside the data folder that holds what the loader reads")
     files: list[ManifestFile] = Field(default_factory=list)
     sha256: str | None = Field(None, description="sha256 of the built splits, for datasets generated from a package")
+    _source: str | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str:
+        """The file this manifest was read from (for messages)."""
+        return self._source or f"data_manifests/{self.name}.yaml"
 
 
 def manifests_dir() -> Path:
@@ -49,25 +56,26 @@ def manifests_dir() -> Path:
 
 
 def load_manifest(name_or_path: str | Path, *, referrer: str | None = None) -> Manifest:
-    """The manifest called name (data_manifests/NAME.yaml) or at a path; referrer: the file that named it."""
-    path = Path(name_or_path)
-    if not path.suffix:
+    """The manifest called name (data_manifests/NAME.yaml), or the file at a Path; referrer: the file that named it.
+
+    A name is a name, never a path; the manifest's own `name` must equal its file's name, since
+    the dataset's folder under the data root is called by it.
+    """
+    if isinstance(name_or_path, Path):
+        path = name_or_path
+    else:
+        check_name(name_or_path, "a dataset", source=referrer, field="dataset" if referrer else None)
         path = manifests_dir() / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = ", ".join(m.name for m in all_manifests()) or "none"
-        raise UserError(f"no data manifest '{name_or_path}'; known: {known}",
-                        source=referrer or str(path), field="dataset" if referrer else None)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"malformed YAML ({str(e).splitlines()[0]})", source=str(path)) from None
-    try:
-        return Manifest(**(raw or {}))
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise UserError(err["msg"], source=str(path), field=".".join(map(str, err["loc"]))) from None
-    except TypeError:
-        raise UserError("a manifest must be a YAML mapping", source=str(path)) from None
+        if not path.exists():
+            known = ", ".join(p.stem for p in sorted(manifests_dir().glob("*.yaml"))) or "none"
+            raise UserError(f"no data manifest '{name_or_path}'; known: {known}",
+                            source=referrer or str(path), field="dataset" if referrer else None)
+    manifest = parse_model(Manifest, read_yaml(path), str(path))
+    if not is_name(manifest.name) or manifest.name != path.stem:
+        raise UserError(f"must equal the file's name '{path.stem}' and be a name (lowercase letters, digits, "
+                        f"'_', '.', '-'); got {manifest.name[:100]!r}", source=str(path), field="name")
+    manifest._source = str(path)
+    return manifest
 
 
 def all_manifests() -> list[Manifest]:

@@ -23,7 +23,7 @@ from torch import nn
 
 from ...core.imageset import ImageSet
 from .erm import fit_sgd, random_crops
-from .registry import register_recipe
+from .registry import BatchSize, Epochs, register_recipe
 
 
 def penultimate(model: nn.Module):
@@ -44,7 +44,7 @@ def mirror_ascent_step(weights: torch.Tensor, ce: torch.Tensor, ac: torch.Tensor
 
 @register_recipe("adawac")
 def adawac(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: torch.device,
-           progress: bool = True, epochs: int = 15, lr: float = 0.05, batch_size: int = 64,
+           progress: bool = True, epochs: Epochs = 15, lr: float = 0.05, batch_size: BatchSize = 64,
            weight_decay: float = 5e-4, eta: Annotated[float, Field(gt=0)] = 1.0,
            consistency: Annotated[float, Field(ge=0)] = 1.0) -> dict[str, Any]:
     """Adaptively weighted augmentation consistency: SGD as in erm on the per-sample mix of CE and consistency."""

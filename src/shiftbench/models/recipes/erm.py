@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.imageset import ImageSet, centre_crop
-from .registry import register_recipe
+from .registry import BatchSize, Epochs, register_recipe
 
 
 def random_crops(images: torch.Tensor, window: int, g: torch.Generator) -> torch.Tensor:
@@ -60,7 +60,7 @@ def fit_sgd(model: nn.Module, train: ImageSet, loss_of_batch: Callable[[torch.Te
 
 @register_recipe("erm")
 def erm(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: torch.device, progress: bool = True,
-        epochs: int = 15, lr: float = 0.05, batch_size: int = 64, weight_decay: float = 5e-4,
+        epochs: Epochs = 15, lr: float = 0.05, batch_size: BatchSize = 64, weight_decay: float = 5e-4,
         augment: bool = True) -> dict[str, Any]:
     """Empirical risk minimisation: SGD with momentum 0.9, one-cycle learning rate, crop augmentation."""
     from ..forward import accuracy

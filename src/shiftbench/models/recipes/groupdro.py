@@ -18,7 +18,7 @@ from torch import nn
 
 from ...core.imageset import ImageSet
 from .erm import fit_sgd, training_view
-from .registry import register_recipe
+from .registry import BatchSize, Epochs, register_recipe
 
 
 def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: torch.Tensor, eta: float) -> torch.Tensor:
@@ -29,7 +29,7 @@ def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: tor
 
 @register_recipe("groupdro")
 def groupdro(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: torch.device,
-             progress: bool = True, epochs: int = 15, lr: float = 0.05, batch_size: int = 64,
+             progress: bool = True, epochs: Epochs = 15, lr: float = 0.05, batch_size: BatchSize = 64,
              weight_decay: float = 5e-4, augment: bool = True,
              eta: Annotated[float, Field(gt=0)] = 0.01) -> dict[str, Any]:
     """Group-reweighted training: SGD as in erm, loss = q-weighted mean of per-group losses."""

@@ -6,12 +6,17 @@ keyword parameters are the `training:` fields it accepts.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
+
+from pydantic import Field
 
 from ...core.params import validate_params
 from ...core.registry import Registry
 
 RUN_ARGS = ("model", "train", "val", "seed", "device", "progress")
+# bounds a submission's `training:` cannot run past (a recipe's typed parameters use them)
+Epochs = Annotated[int, Field(ge=1, le=1000)]
+BatchSize = Annotated[int, Field(ge=1, le=65536)]
 
 RECIPES: Registry[Callable[..., dict[str, Any]]] = Registry("training recipe", "shiftbench.models.recipes",
                                                             "shiftbench.recipes")
