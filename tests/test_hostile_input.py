@@ -188,3 +188,31 @@ def test_values_that_could_run_away_are_bounded(case, tmp_path, monkeypatch, cap
     code, _, err = run_cli(capsys, "validate", "leaderboard/submissions/bad.yaml")
     line = one_error_line(err)
     assert code == 2 and f"bad.yaml: {field}: " in line and message in line, line
+
+
+def test_the_estimate_of_work_comes_before_any_model_is_trained(tmp_path, monkeypatch):
+    from scaleout_support import fault_project
+
+    from shiftbench.run.runner import run_submissions
+    from shiftbench.run.store import Store
+    from shiftbench.run.submission import check_all
+
+    root = fault_project(tmp_path / "p", {"a.yaml": submission("A", "source"),
+                                          "b.yaml": submission("B", "bn_adapt").replace("seeds: [0]", "seeds: [0, 1]")})
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("SHIFTBENCH_CACHE", str(tmp_path / "cache"))
+    events = []
+
+    def log(line):  # what was said, and how many models were trained by then
+        events.append((line, len(list((tmp_path / "cache" / "models").glob("*.pt")))))
+
+    checked = check_all(sorted((root / "leaderboard" / "submissions").glob("*.yaml")))
+    first = run_submissions(checked[:1], device="cpu", store=Store(tmp_path / "s"), results_root=tmp_path / "r",
+                            progress=False, log=log)
+    assert events == [("work: 4 cells in 1 submissions, 1 source models (1 to train)", 0),
+                      ("cells: 4 to compute, 0 reused", 1)] and first.computed == 4
+    events.clear()
+    run_submissions(checked, device="cpu", store=Store(tmp_path / "s"), results_root=tmp_path / "r",
+                    progress=False, log=log)
+    assert events == [("work: 12 cells in 2 submissions, 2 source models (1 to train)", 1),
+                      ("cells: 8 to compute, 4 reused", 2)]
