@@ -117,7 +117,7 @@ def summary_table(results: list[dict[str, Any]]) -> pd.DataFrame:
         flags = res.get("flags", [])
         rows.append({
             "rank": math.nan, "id": res["id"], "entry": res["name"], "benchmark": res["benchmark"],
-            "method": str(res.get("method", "")), "protocol": str((res.get("submission") or {}).get("protocol", "")),
+            "method": str(res.get("method", "")), "protocol": str(res.get("protocol") or (res.get("submission") or {}).get("protocol") or "per_scenario"),
             "score": sum(scored) / len(scored) if scored else math.nan, **families,
             "failed": int(sc.failed.sum()), "cells": len(res.get("records", [])),
             "status": "; ".join(dict.fromkeys([f["kind"] for f in flags] + ["oracle"] * bool(res.get("oracle")))) or "ok",
