@@ -25,6 +25,7 @@ from ..cell import Cell
 from .records import failed_record, returned_record, with_limits
 
 MAX_START_FAILURES = 3  # workers that die before taking a cell, in a row: the pool cannot start
+START_TIMEOUT_S = 600.0  # a worker not ready by then (stuck importing, a Ray node that never comes) is replaced
 
 
 class Backend(Protocol):
@@ -83,6 +84,7 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
     idle: set[int] = set()
     running: dict[int, tuple[Cell, float]] = {}  # slot -> (cell, deadline)
     started: dict[int, float] = {}
+    starting: dict[int, float] = {}  # slot -> when its worker was started, until it is ready
     tries: Counter[str] = Counter()
     start_failures = 0
     left = len(cells)
@@ -91,10 +93,14 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
         bar.update(1)
         return with_limits(record, timeout_s, memory_bytes)
 
+    def start(slot: int) -> None:
+        starting[slot] = time.monotonic()
+        backend.start(slot)
+
     with progress_bar(len(cells), "cells", progress, unit="cell", leave=True) as bar:
         try:
             for slot in range(min(workers, len(cells))):
-                backend.start(slot)
+                start(slot)
             while left:
                 for slot in sorted(idle):
                     cell = queue.next_for(slot)
@@ -104,10 +110,12 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
                     started[slot] = time.monotonic()
                     running[slot] = (cell, started[slot] + timeout_s if timeout_s else float("inf"))
                     backend.submit(slot, cell)
-                deadline = min((d for _, d in running.values()), default=float("inf"))
+                deadline = min([d for _, d in running.values()] + [t + START_TIMEOUT_S for t in starting.values()],
+                               default=float("inf"))
                 wait = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
                 for slot, kind, payload in backend.wait(wait):
                     if kind == "ready":
+                        starting.pop(slot, None)
                         idle.add(slot)
                         start_failures = 0
                     elif kind == "record" and slot in running:
@@ -116,6 +124,7 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
                         left -= 1
                         yield finish(returned_record(payload, cell))
                     elif kind == "died":
+                        starting.pop(slot, None)
                         idle.discard(slot)
                         if slot in running:
                             cell, _ = running.pop(slot)
@@ -132,8 +141,16 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
                             if start_failures >= MAX_START_FAILURES:
                                 raise UserError(f"worker processes die before taking a cell: the last {payload}")
                         if len(queue):
-                            backend.start(slot)
+                            start(slot)
                 now = time.monotonic()
+                for slot, since in list(starting.items()):
+                    if now >= since + START_TIMEOUT_S:
+                        backend.stop(slot)
+                        del starting[slot]
+                        start_failures += 1
+                        if start_failures >= MAX_START_FAILURES:
+                            raise UserError(f"worker processes are not ready {START_TIMEOUT_S:g} s after starting")
+                        start(slot)
                 for slot, (cell, deadline) in list(running.items()):
                     if now >= deadline:
                         backend.stop(slot)
@@ -143,6 +160,6 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
                                                          "(--cell-timeout); its worker was stopped",
                                                    now - started[slot]))
                         if len(queue):
-                            backend.start(slot)
+                            start(slot)
         finally:
             backend.close()
