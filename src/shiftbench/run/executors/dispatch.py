@@ -124,7 +124,7 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
                         left -= 1
                         yield finish(returned_record(payload, cell))
                     elif kind == "died":
-                        starting.pop(slot, None)
+                        never_ready = starting.pop(slot, None) is not None
                         idle.discard(slot)
                         if slot in running:
                             cell, _ = running.pop(slot)
@@ -136,7 +136,7 @@ def dispatch(cells: list[Cell], backend: Backend, workers: int, *, timeout_s: fl
                                 yield finish(failed_record(cell, f"WorkerDied: the worker process running this cell "
                                                                  f"{payload} (tries: {tries[cell.key]})",
                                                            time.monotonic() - started[slot]))
-                        else:
+                        elif never_ready:
                             start_failures += 1
                             if start_failures >= MAX_START_FAILURES:
                                 raise UserError(f"worker processes die before taking a cell: the last {payload}")
