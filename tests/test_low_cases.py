@@ -365,10 +365,11 @@ def test_a_wheel_install_works_in_a_project_and_says_so_outside_one(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     [wheel] = (tmp_path / "wheel").glob("*.whl")
-    subprocess.run([venv / "bin" / "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
-                   capture_output=True)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of this checkout on the path
     env.update(OMP_NUM_THREADS="1", SHIFTBENCH_CACHE=str(tmp_path / "cache"))
+    # --ignore-installed: the machine may have shiftbench installed (editable) where the venv can see it
+    subprocess.run([venv / "bin" / "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
+                   check=True, capture_output=True, env=env)
 
     def shiftbench(*args, cwd):
         return subprocess.run([venv / "bin" / "shiftbench", *args], cwd=cwd, env=env, capture_output=True, text=True,
