@@ -65,3 +65,52 @@ class Sleepy(Method):
     def setup(self, model, source):
         super().setup(model, source)
         time.sleep(self.seconds)
+
+
+class Misbehave(Method):
+    """The source model, except on a batch of exactly `batch` images (on the fast grid, one scenario's
+    last batch: see scaleout_support), where it misbehaves as `mode` says: hang (sleeps an hour), exit
+    (os._exit(3)), segfault, system_exit (raise SystemExit(0)), interrupt (raise KeyboardInterrupt),
+    memory (allocates `gigabytes` GiB)."""
+
+    def __init__(self, mode: Literal["hang", "exit", "segfault", "system_exit", "interrupt", "memory"] = "hang",
+                 batch: int = 2, gigabytes: float = 64.0):
+        self.mode, self.batch, self.gigabytes = mode, batch, gigabytes
+
+    @torch.no_grad()
+    def predict(self, x):
+        if len(x) == self.batch:
+            self.misbehave()
+        return self.model(x)
+
+    def misbehave(self):
+        if self.mode == "hang":
+            time.sleep(3600)
+        elif self.mode == "exit":
+            os._exit(3)
+        elif self.mode == "segfault":
+            import ctypes
+
+            ctypes.string_at(0)
+        elif self.mode == "system_exit":
+            raise SystemExit(0)
+        elif self.mode == "interrupt":
+            raise KeyboardInterrupt
+        elif self.mode == "memory":
+            torch.ones(int(self.gigabytes * 2**30), dtype=torch.uint8)
+
+
+class WrongLogits(Method):
+    """Logits that broadcast but are not (batch, classes) floats: 20 columns, or an int64 one-hot."""
+
+    def __init__(self, kind: Literal["wide", "onehot", "row"] = "wide"):
+        self.kind = kind
+
+    @torch.no_grad()
+    def predict(self, x):
+        logits = self.model(x)
+        if self.kind == "wide":
+            return torch.cat([logits, logits], dim=1)
+        if self.kind == "onehot":
+            return torch.nn.functional.one_hot(logits.argmax(1), logits.shape[1])
+        return logits[:1]

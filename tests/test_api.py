@@ -99,16 +99,17 @@ def test_a_notebook_module_is_loaded_from_the_model_cache_in_another_process(tmp
     from shiftbench.core.hashing import file_sha256
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "SHIFTBENCH_CACHE": str(tmp_path / "cache")}
+    project = make_project(tmp_path / "p", {})  # both processes work in a project (its data manifests)
     expected = tmp_path / "logits.pt"
     saved = subprocess.run([sys.executable, "-c", SAVE, str(expected)], env=env, capture_output=True, text=True,
-                           timeout=300, cwd=tmp_path)
+                           timeout=300, cwd=project)
     assert saved.returncode == 0, saved.stderr
     spec = json.loads(saved.stdout)
     assert spec["head"] == "classify" and spec["name"] == "Tiny" and spec["arch"].endswith(":saved_module")
     state = torch.load(spec["checkpoint"], weights_only=True)
     assert spec["checkpoint"].endswith(f"/{state_identity(state)}/state.pt")  # the identity is the state dict's sha256
     loaded = subprocess.run([sys.executable, "-c", LOAD, json.dumps(spec), str(expected)], env=env,
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                            capture_output=True, text=True, timeout=300, cwd=project)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == [file_sha256(spec["checkpoint"]), "Tiny", "classify"]
 
@@ -150,9 +151,11 @@ def test_import_shiftbench_stays_light():
     assert out.stdout.split() == ["True", "shiftbench.api.evaluate_model"], out.stderr
 
 
-def test_a_notebook_outside_the_project_still_finds_the_shipped_benchmarks(tmp_path):
-    """An editable install falls back to its own checkout's benchmarks/ (core/paths.py moved one level down)."""
-    code = "from shiftbench.run.benchmark import load_benchmark; print(load_benchmark('digits').name)"
+def test_a_notebook_outside_a_project_is_told_so_in_one_line(tmp_path):
+    """No fallback to wherever the package lives (a wheel install has no benchmarks/): the API, like the
+    CLI, works inside a project folder and says so anywhere else."""
+    code = ("import shiftbench\nfrom shiftbench.core.errors import UserError\ntry:\n"
+            "    shiftbench.evaluate(None, benchmark='digits')\nexcept UserError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert out.stdout.strip() == "digits", out.stderr
+    assert out.stdout.startswith("not inside a shiftbench project") and len(out.stdout.splitlines()) == 1, out.stderr

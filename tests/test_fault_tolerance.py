@@ -42,7 +42,7 @@ def grid(tmp_path_factory):
     return root, reference
 
 
-def wait_for_records(store: Path, at_least: int, proc, timeout: float = 60) -> None:
+def wait_for_records(store: Path, at_least: int, proc, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while len(list(store.glob("*/*.json"))) < at_least:
         assert proc.poll() is None, f"the run ended before {at_least} records existed: {proc.communicate()}"
@@ -119,16 +119,19 @@ def test_failed_cells_are_recorded_and_retry_failed_reruns_only_them(tmp_path, m
     n, failing = 5 * SCENARIOS, 4 * SCENARIOS
 
     (root / "FAIL").touch()
-    assert main(args) == 0
+    assert main(args) == 1  # cells failed
     assert counts_line(capsys.readouterr().out) == f"{n} cells: {n} computed, 0 reused, {failing} failed"
     records = store_records(store)
     for r in records.values():
         mode = r["cell"]["params"].get("mode")
+        if mode == "memory":  # a host MemoryError in a worker also says what its memory cap was
+            assert r["error"].startswith(EXPECTED_ERRORS[mode] + " [the worker's memory cap is ")
+            continue
         assert (r["status"], r["error"]) == (("failed", EXPECTED_ERRORS[mode]) if mode else ("ok", None))
     ok_files = {k: v for k, v in record_stats(store).items() if records[Path(k).stem]["status"] == "ok"}
 
     (root / "FAIL").unlink()
-    assert main(args) == 0  # without the flag a failed record stands
+    assert main(args) == 1  # without the flag a failed record stands
     assert counts_line(capsys.readouterr().out) == f"{n} cells: 0 computed, {n} reused, {failing} failed"
 
     assert main(args + ["--retry-failed"]) == 0

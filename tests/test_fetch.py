@@ -248,3 +248,46 @@ def test_a_failing_url_falls_back_to_the_mirrors(proj, server):
     fetch(load_manifest("blob"), progress=False, log=quiet)
     assert [r[0] for r in server.requests] == ["gone/blob.bin", "mirror/blob.bin"]
     assert (folder(proj, "blob") / "blob.bin").read_bytes() == PAYLOAD
+
+
+def test_a_failed_download_says_whether_a_partial_file_was_kept(proj, server):
+    manifest(proj, "blob", entry("blob.bin", f"{server.url}/missing.bin", PAYLOAD))  # 404: not one byte arrives
+    with pytest.raises(UserError, match="nothing was kept") as e:
+        fetch(load_manifest("blob"), progress=False, log=quiet)
+    assert "is kept" not in str(e.value) and not list(folder(proj, "blob").glob("*.part"))
+
+
+def test_bad_downloads_leave_one_corrupt_copy_not_a_pile(proj, server):
+    forged = PAYLOAD[::-1]
+    server.files["blob.bin"] = forged
+    manifest(proj, "blob", entry("blob.bin", f"{server.url}/blob.bin", PAYLOAD))
+    for _ in range(3):
+        with pytest.raises(UserError, match="does not match the manifest"):
+            fetch(load_manifest("blob"), progress=False, log=quiet)
+    assert sorted(p.name for p in folder(proj, "blob").iterdir()) == ["blob.bin.corrupt"]
+    assert (folder(proj, "blob") / "blob.bin.corrupt").read_bytes() == forged
+
+
+def test_errors_name_the_manifest_file_they_come_from(proj, capsys):
+    (proj / "data_manifests" / "empty.yaml").write_text("name: empty\nloader: mnist\n")
+    assert main(["data", "fetch", "empty", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{proj / 'data_manifests' / 'empty.yaml'}: the manifest lists no files" in err
+    (proj / "data_manifests" / "other.yaml").write_text("name: empty\nloader: mnist\n")
+    assert main(["data", "fetch", "other", "--quiet"]) == 2
+    assert "other.yaml: name: must equal the file's name 'other'" in capsys.readouterr().err
+
+
+def test_an_archive_member_cannot_replace_the_verified_archive(proj, server):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        info = tarfile.TarInfo("pack.tar.gz")  # same name as the archive itself
+        info.size = 4
+        t.addfile(info, io.BytesIO(b"evil"))
+    archive = buf.getvalue()
+    server.files["pack.tar.gz"] = archive
+    manifest(proj, "pack", entry("pack.tar.gz", f"{server.url}/pack.tar.gz", archive, extract=True))
+    with pytest.raises(UserError, match="would replace a file of the manifest"):
+        fetch(load_manifest("pack"), progress=False, log=quiet)
+    assert (folder(proj, "pack") / "pack.tar.gz").read_bytes() == archive
+    assert main(["data", "verify", "pack"]) == 0

@@ -10,7 +10,7 @@ import logging
 import pytest
 import torch
 from conftest import submission
-from scaleout_support import SCENARIOS, fault_project, store_records
+from scaleout_support import LAST_BATCH, SCENARIOS, fault_project, store_records
 
 from shiftbench.core.errors import UserError
 from shiftbench.run.runner import run_submissions
@@ -108,9 +108,38 @@ def test_a_cell_whose_worker_dies_on_every_try_is_recorded_as_failed(ray_session
     records = store_records(tmp_path / "store")
     failed = [r for r in records.values() if r["status"] == "failed"]
     assert report.failed == len(failed) == 1
-    assert failed[0]["error"].startswith("WorkerCrashedError: the worker running this cell died (1 tries)")
+    assert failed[0]["error"].startswith("WorkerDied: the worker process running this cell died (")
+    assert failed[0]["error"].endswith("(tries: 1)")
     ok = {r["cell"]["scenario"]: r["metrics"] for r in records.values() if r["status"] == "ok"}
     assert len(ok) == SCENARIOS - 1 and ok.items() <= source_metrics(local_records).items()
+
+
+def test_a_hanging_exiting_or_segfaulting_cell_fails_alone_and_everything_else_is_the_local_result(
+        ray_session, project, local_records, tmp_path):
+    """One actor per cell at a time: a dead or stopped actor fails only the cell it was running (after a
+    retry for a death), never its scenario's other cells or another submission's."""
+    names = {"hang": "hang.yaml", "exit": "exit.yaml", "segfault": "segv.yaml"}
+    for mode, name in names.items():
+        (project / "leaderboard" / "submissions" / name).write_text(
+            submission(f"Misbehave {mode}", "fault_methods:Misbehave", f"{{mode: {mode}, batch: {LAST_BATCH['noise-s3']}}}"))
+    executor = RayExecutor(max_retries=1, cell_timeout=20, progress=False)
+    report = run(project, ["source.yaml", "bn.yaml", *names.values()], tmp_path / "store", executor)
+    records = store_records(tmp_path / "store")
+    assert report.computed == 5 * SCENARIOS and report.failed == 3
+    expected = {k: r for k, r in local_records.items() if r["cell"]["method"] in ("source", "bn_adapt")}
+    assert {k: r for k, r in records.items() if k in expected} == expected
+    source = source_metrics(local_records)
+    errors = {"hang": "CellTimeout: the cell was still running after 20 s",
+              "exit": "WorkerDied: the worker process running this cell died (", "segfault": "WorkerDied: "}
+    for r in records.values():
+        mode = r["cell"]["params"].get("mode")
+        if mode is None:
+            continue
+        if r["cell"]["scenario"] == "noise-s3":
+            assert r["status"] == "failed" and r["error"].startswith(errors[mode]), (mode, r["error"])
+            assert mode == "hang" or r["error"].endswith("(tries: 2)")
+        else:
+            assert r["status"] == "ok" and r["metrics"] == source[r["cell"]["scenario"]], (mode, r["cell"]["scenario"])
 
 
 def test_asking_for_more_gpus_than_the_cluster_has_stops_before_any_cell(ray_session, project, tmp_path):

@@ -20,30 +20,44 @@ def _results_dir(args) -> Path:
 
 
 def _executor(args):
-    """None for the default in-process executor (the runner makes it, sharing its workspace)."""
+    """None for the in-process executor (the runner makes it, sharing its workspace); else the one asked for."""
     from ..run.executors import make_executor
 
-    if args.executor == "local":
+    if args.address is not None and args.executor != "ray":
+        raise UserError("is for the ray executor; add --executor ray", field="--address")
+    if args.executor == "inline":
         return None
-    return make_executor(args.executor, address=args.address, num_cpus=args.workers,
-                         gpus_per_cell=args.gpus_per_cell, progress=not args.quiet)
+    options = dict(workers=args.workers, cell_timeout=args.cell_timeout, memory_gb=args.cell_memory,
+                   progress=not args.quiet)
+    if args.executor == "ray":
+        options.update(address=args.address, gpus_per_cell=args.gpus_per_cell)
+    return make_executor(args.executor, **options)
 
 
 def _evaluate(checked, args) -> int:
+    from ..core.files import check_writable_folder
     from ..leaderboard import build_site, load_annotated, summary_table
     from ..run.runner import run_submissions
     from ..run.store import Store
 
-    report = run_submissions(checked, device=args.device, store=Store(args.store), results_root=_results_dir(args),
-                             force=args.force, retry_failed=args.retry_failed, executor=_executor(args),
-                             progress=not args.quiet)
-    page = build_site(_results_dir(args), _site_dir(args))
-    summary = summary_table(load_annotated(_results_dir(args)))
+    store, results, site = Store(args.store), _results_dir(args), _site_dir(args)
+    for folder, flag in ((store.root, "--store"), (results, "--results"), (site, "--site")):  # before any work
+        check_writable_folder(folder, field=flag)
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    report = run_submissions(checked, device=args.device, store=store, results_root=results, force=args.force,
+                             retry_failed=args.retry_failed, executor=_executor(args), progress=not args.quiet,
+                             log=log)
+    page = build_site(results, site)
+    summary = summary_table(load_annotated(results))
     print(f"{len(report.cells)} cells: {report.computed} computed, {report.reused} reused, {report.failed} failed")
     if not summary.empty and not args.quiet:
         print(format_summary(summary))
     print(f"done: {len(report.cells)} cells, {report.failed} failed, {len(report.result_files)} result files; "
           f"leaderboard: {page}")
+    if report.failed:
+        print(f"shiftbench: {report.failed} cells failed; the entry pages show why; --retry-failed runs them again",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -69,6 +83,8 @@ def cmd_run(args) -> int:
     from ..run.submission import check_all, submissions_dir
 
     folder = args.submissions or submissions_dir()
+    if folder.exists() and not folder.is_dir():
+        raise UserError("is a file; --submissions takes a folder of submission files", source=str(folder))
     folders = [folder]
     if args.benchmark and not args.submissions and (folder / args.benchmark).is_dir():
         folders.append(folder / args.benchmark)  # a benchmark's own submissions live in a subfolder of its name
@@ -93,12 +109,12 @@ def cmd_submit(args) -> int:
 
 
 def _check_name_free(checked, others) -> None:
-    import yaml
+    from ..core.config import read_yaml
 
     for p in others:
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError:
+            raw = read_yaml(p) or {}
+        except UserError:  # a broken file elsewhere is its own problem, not this submission's
             continue
         if isinstance(raw, dict) and raw.get("name") == checked.submission.name and raw.get("benchmark", "digits") == checked.submission.benchmark:
             raise UserError(f"submission name '{checked.submission.name}' is already used by {p}",
@@ -144,6 +160,8 @@ def cmd_leaderboard(args) -> int:
                 "csv": lambda: to_csv(summary)}[args.format]()
         print(text, end="")
         return 0
+    if args.serve and not 0 <= args.port <= 65535:
+        raise UserError(f"must be between 0 and 65535, got {args.port}", field="--port")
     page = build_site(_results_dir(args), _site_dir(args))
     summary = summary_table(load_annotated(_results_dir(args)))
     if not summary.empty:
@@ -249,7 +267,7 @@ def cmd_data(args) -> int:
         return 0
     if args.data_command == "verify":
         if m.sha256 is None and not m.files:
-            raise UserError("the manifest records no sha256 to verify against", source=f"data_manifests/{args.name}.yaml")
+            raise UserError("the manifest records no sha256 to verify against", source=m.source)
         bad = 0
         for check in verify(m, data_dir):
             bad += check.status in ("missing", "mismatch")

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.errors import UserError, one_line
 from ..core.version import __version__
-from ..core.errors import UserError
 
 
 def _common_paths(p: argparse.ArgumentParser) -> None:
@@ -17,17 +17,27 @@ def _common_paths(p: argparse.ArgumentParser) -> None:
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     from ..run.executors import EXECUTORS
+    from ..run.executors.limits import DEFAULT_CELL_TIMEOUT_S
 
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto takes CUDA when present")
     p.add_argument("--force", action="store_true", help="recompute cells even when a record exists")
     p.add_argument("--retry-failed", action="store_true", help="recompute only the cells recorded as failed")
     p.add_argument("--executor", default="local", choices=EXECUTORS.names(),
-                   help="where cells run (ray: pip install 'shiftbench[ray]')")
+                   help="where cells run: local (worker processes, default), inline (this process, no isolation: "
+                        "for debugging), ray (pip install 'shiftbench[ray]')")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one per CPU; with CUDA one per GPU); ray: CPUs of a local Ray")
+    p.add_argument("--cell-timeout", type=float, default=DEFAULT_CELL_TIMEOUT_S, metavar="SECONDS",
+                   help=f"a cell still running after this long fails and its worker is stopped "
+                        f"(default {DEFAULT_CELL_TIMEOUT_S:g}; 0: no limit)")
+    p.add_argument("--cell-memory", type=float, default=None, metavar="GIB",
+                   help="memory cap per worker process (default: the machine's memory / workers; 0: no cap; "
+                        "not applied with CUDA)")
     p.add_argument("--address", default=None, help="Ray cluster address ('auto' or host:port); none starts a local Ray")
-    p.add_argument("--workers", type=int, default=None, help="Ray: number of CPUs for a local Ray")
     p.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray: GPUs reserved per cell")
     p.add_argument("--store", type=Path, default=None, help="cell store (default: $SHIFTBENCH_CACHE/cells)")
-    p.add_argument("--quiet", action="store_true", help="no progress output and no table: the counts and a final summary line")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress output, no estimate of the work, no table: the counts and a final summary line")
     p.add_argument("--data-dir", type=Path, default=None, help="data root (default: $SHIFTBENCH_DATA, else $SHIFTBENCH_CACHE/data)")
     _common_paths(p)
 
@@ -60,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="html: build the site (default); md / tex: print every board as Markdown / LaTeX (the paper "
                         "layout); csv: print the entries table")
     p.add_argument("--serve", action="store_true", help="after building, serve the site on 127.0.0.1")
-    p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
+    p.add_argument("--port", type=int, default=8000, help="port for --serve, 0-65535 (default 8000; 0: any free)")
 
     sub.add_parser("methods", help="list the adaptation methods and their parameters")
     sub.add_parser("models", help="list the architectures (and their parameters) and the model manifests")
@@ -108,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head and closed early
         sys.stderr.close()
         return 0
+    except OSError as e:  # the machine said no (a full disk, a folder that went away): one line, not a traceback
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"shiftbench: error: {one_line(where + (e.strerror or str(e)))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("shiftbench: interrupted; finished cells are kept, run again to resume", file=sys.stderr)
         return 130

@@ -1,4 +1,16 @@
-"""Errors a user can fix. The CLI prints them as one line and exits with status 2."""
+"""Errors a user can fix, and warnings. The CLI prints each as one line; an error exits with status 2."""
+
+from __future__ import annotations
+
+import sys
+
+MAX_MESSAGE = 1000  # characters: a message echoes names and values from files a stranger wrote
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """text with line breaks shown as \\n and cut to `limit` characters."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 25] + f"... ({len(text)} characters)"
 
 
 class UserError(Exception):
@@ -9,4 +21,9 @@ class UserError(Exception):
         self.field = field
         parts = [p for p in (source, field) if p]
         prefix = ": ".join(parts)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        super().__init__(one_line(f"{prefix}: {message}" if prefix else message))
+
+
+def warn(message: str) -> None:
+    """One line on stderr: something was repaired or skipped and the run goes on."""
+    print(f"shiftbench: warning: {one_line(message)}", file=sys.stderr, flush=True)

@@ -44,7 +44,7 @@ def params_model(fn: Callable, skip: tuple[str, ...] = SKIP) -> type[BaseModel]:
         fields[name] = (annotation, default)
     return create_model(
         f"{getattr(fn, '__name__', 'fn')}Params",
-        __config__=ConfigDict(extra="forbid", strict=False, arbitrary_types_allowed=True),
+        __config__=ConfigDict(extra="forbid", strict=False, arbitrary_types_allowed=True, allow_inf_nan=False),
         **fields,
     )
 
@@ -68,13 +68,32 @@ def validate_params(fn: Callable, params: dict[str, Any] | None, *, source: str 
     if params is not None and not isinstance(params, dict):
         raise UserError(f"parameters of {what} must be a mapping, got {short_repr(params)}", source=source, field=field)
     try:
-        return model(**(params or {})).model_dump()
+        checked = model.model_validate(params or {}).model_dump()
     except ValidationError as e:
         err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
+        loc = ".".join(str(x) if len(str(x)) <= 60 else short_repr(str(x)[:60]) for x in err["loc"])
         allowed = ", ".join(model.model_fields) or "none"
         if err["type"] == "extra_forbidden":
             msg = f"unknown parameter '{loc}' for {what}; allowed: {allowed}"
         else:
             msg = f"parameter '{loc}' of {what}: {err['msg']} (got {short_repr(err.get('input'))})"
         raise UserError(msg, source=source, field=".".join(x for x in (field, loc) if x) or None) from None
+    for name, value in checked.items():
+        if too_large(value):
+            raise UserError(f"parameter '{name}' of {what} holds an integer beyond 64 bits", source=source,
+                            field=".".join(x for x in (field, name) if x))
+    return checked
+
+
+INT64 = 1 << 63
+
+
+def too_large(value: Any, depth: int = 0) -> bool:
+    """Whether value holds an int that torch and numpy cannot take (|x| >= 2^63)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -INT64 <= value < INT64
+    if depth < 8 and isinstance(value, (list, tuple)):
+        return any(too_large(v, depth + 1) for v in value)
+    if depth < 8 and isinstance(value, dict):
+        return any(too_large(v, depth + 1) for v in value.values())
+    return False

@@ -17,6 +17,7 @@ import pkgutil
 from dataclasses import dataclass
 from difflib import get_close_matches
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 from .errors import UserError
@@ -122,7 +123,8 @@ class Registry(Generic[T]):
             return self.by_import_path(name, source, field)
         plugins = self._plugins()
         if name in plugins:
-            return self._accepted(plugins[name].load(), f"entry point '{name}'", source, field)
+            return self._accepted(_imported(plugins[name].load, f"{self.kind} plugin '{name}'", source, field),
+                                  f"entry point '{name}'", source, field)
         self.unknown(name, self.names(), source=source, field=field, import_path=True)
 
     def unknown(self, name: str, known: list[str], *, source: str | None = None, field: str | None = None,
@@ -155,14 +157,7 @@ class Registry(Generic[T]):
         module_name, _, attr = spec.partition(":")
         if not module_name or not attr:
             raise UserError(f"'{spec}' is not an import path 'pkg.module:attr'", source=source, field=field)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            raise UserError(f"cannot import module '{e.name}' for {self.kind} '{spec}'", source=source,
-                            field=field) from None
-        except Exception as e:  # a plugin whose module fails on import (syntax error, its own bug)
-            raise UserError(f"importing '{module_name}' for {self.kind} '{spec}' failed: {type(e).__name__}: {e}",
-                            source=source, field=field) from None
+        module = _imported(lambda: importlib.import_module(module_name), f"{self.kind} '{spec}'", source, field)
         if not hasattr(module, attr):
             raise UserError(f"module '{module_name}' has no attribute '{attr}'", source=source, field=field)
         return self._accepted(getattr(module, attr), f"'{spec}'", source, field)
@@ -176,3 +171,22 @@ class Registry(Generic[T]):
             raise TypeError(f"is not a registered {self.kind} (decorate it with the {self.kind} registry's decorator)")
         except TypeError as e:
             raise UserError(f"{what} {e}", source=source, field=field) from None
+
+
+def _imported(load: Callable[[], Any], what: str, source: str | None, field: str) -> Any:
+    """load() (an import), with whatever goes wrong in the plugin's module as one UserError line.
+
+    A module that calls sys.exit() or raises any other BaseException on import is a broken
+    plugin too; only Ctrl-C passes through.
+    """
+    try:
+        return load()
+    except ModuleNotFoundError as e:
+        raise UserError(f"cannot import module '{e.name}' for {what}", source=source, field=field) from None
+    except KeyboardInterrupt:
+        raise
+    except SyntaxError as e:
+        raise UserError(f"importing {what} failed: SyntaxError: {e.msg} ({Path(e.filename or '?').name}, line "
+                        f"{e.lineno})", source=source, field=field) from None
+    except BaseException as e:  # noqa: BLE001 - a plugin's own bug, SystemExit included
+        raise UserError(f"importing {what} failed: {type(e).__name__}: {e}", source=source, field=field) from None

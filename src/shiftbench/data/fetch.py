@@ -3,12 +3,14 @@
 A file is downloaded into `<file>.part`; an interrupted download resumes from
 the .part's size (HTTP Range; file:// URLs seek). Only when the whole file's
 sha256 (or md5, where that is all the manifest has) matches is it renamed into
-place; a mismatch moves it aside to `<file>.corrupt` and stops with one line. Where only
-the start of a sha256 is published (torch.hub file names: `resnet50-0676ba61.pth`), the
-file's sha256 must start with it, a weaker check that says so.
-Archives marked `extract` are unpacked after they verify, into a temporary
-folder first, then moved into the data folder; a `.<file>.extracted` marker
-records the archive's sha256 so a later fetch skips the work.
+place; a mismatch moves it aside to `<file>.corrupt` (replacing an older one:
+one copy to inspect, not a pile) and stops with one line. Where only the start of
+a sha256 is published (torch.hub file names: `resnet50-0676ba61.pth`), the file's
+sha256 must start with it, a weaker check that says so. Archives marked
+`extract` are unpacked after they verify, into a temporary folder first, then
+moved into the data folder; a `.<file>.extracted` marker records the archive's
+sha256 so a later fetch skips the work. No archive member may replace a file
+the manifest lists (the verified archive itself included) or the marker.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def fetch(manifest: Manifest, data_dir: Path | None = None, progress: bool = Tru
           log=print) -> Path:
     """Download, verify and unpack every file of the manifest; returns the dataset folder."""
     folder = dataset_dir(manifest, data_dir)
-    where = f"data_manifests/{manifest.name}.yaml"
+    where = manifest.source
     if not manifest.files:
         how = "the data ships with a package" if manifest.sha256 else "its description says how to get the data"
         raise UserError(f"the manifest lists no files to download ({how})", source=where)
@@ -102,7 +104,7 @@ def fetch(manifest: Manifest, data_dir: Path | None = None, progress: bool = Tru
                 raise UserError(f"'{entry.path}' has no url; put the file at {target}", source=where)
             _download_verified(entry, target, progress, log)
         if entry.extract:
-            _extract_once(target, folder, entry, log)
+            _extract_once(target, folder, entry, log, keep={Path(f.path).parts[0] for f in manifest.files})
     return folder
 
 
@@ -117,8 +119,9 @@ def _download_verified(entry: ManifestFile, target: Path, progress: bool, log) -
             errors.append(f"{url}: {getattr(e, 'reason', None) or e}")
             log(f"{entry.path}: {errors[-1]}")
     else:
-        raise UserError(f"could not download '{entry.path}' ({'; '.join(errors)}); the partial file is kept "
-                        f"at {part} and the next fetch resumes it")
+        kept = (f"; the partial file is kept at {part} and the next fetch resumes it" if part.exists()
+                else "; nothing was kept")
+        raise UserError(f"could not download '{entry.path}' ({'; '.join(errors)}){kept}")
     check = check_file(part, entry)
     if check.status == "mismatch":
         aside = _move_aside(part, target)
@@ -185,10 +188,10 @@ def _copy(src, out, offset: int, total: int | None, progress: bool, desc: str) -
 
 
 def _move_aside(path: Path, name_like: Path | None = None) -> Path:
-    base = (name_like or path).with_name((name_like or path).name + ".corrupt")
-    aside, i = base, 1
-    while aside.exists():
-        aside, i = base.with_name(f"{base.name}.{i}"), i + 1
+    """path -> <name>.corrupt, replacing an earlier .corrupt copy (the newest bad download is the one to look at)."""
+    aside = (name_like or path).with_name((name_like or path).name + ".corrupt")
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside)
     os.replace(path, aside)
     return aside
 
@@ -197,8 +200,10 @@ def _inside(folder: Path, path: Path) -> bool:
     return os.path.commonpath([folder.resolve(), path.resolve()]) == str(folder.resolve())
 
 
-def _extract_once(archive: Path, folder: Path, entry: ManifestFile, log) -> None:
+def _extract_once(archive: Path, folder: Path, entry: ManifestFile, log, keep: set[str] = frozenset()) -> None:
+    """Unpack archive into folder; `keep`: top-level names no member may replace (the manifest's files)."""
     marker = folder / f".{archive.name}.extracted"
+    protected = set(keep) | {archive.name, marker.name, archive.name + ".part", archive.name + ".corrupt"}
     stamp = entry.sha256 or entry.md5 or "unverified"
     if marker.exists() and marker.read_text().strip() == stamp:
         return
@@ -222,6 +227,10 @@ def _extract_once(archive: Path, folder: Path, entry: ManifestFile, log) -> None
                 t.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         else:
             raise UserError("marked extract but is neither a tar nor a zip archive", source=str(archive))
+        clashes = sorted(item.name for item in tmp.iterdir() if item.name in protected)
+        if clashes:
+            raise UserError(f"archive member '{clashes[0]}' would replace a file of the manifest (or the archive "
+                            "itself); nothing was extracted", source=str(archive))
         for item in tmp.iterdir():
             dest = folder / item.name
             if dest.is_dir():

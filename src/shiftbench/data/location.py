@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..core.errors import UserError
-from ..core.paths import cache_dir
+from ..core.paths import cache_dir, under
 from .manifest import Manifest
 
 DATA_ENV = "SHIFTBENCH_DATA"
@@ -28,14 +28,18 @@ def data_root(data_dir: str | Path | None = None) -> Path:
 
 
 def dataset_dir(manifest: Manifest, data_dir: str | Path | None = None) -> Path:
-    """The folder `data fetch` downloads this dataset into."""
-    return data_root(data_dir) / manifest.name
+    """The folder `data fetch` downloads this dataset into (always under the data root)."""
+    return under(data_root(data_dir), manifest.name, what="dataset folder", source=manifest.source, field="name")
 
 
 def find_data(manifest: Manifest, data_dir: str | Path | None = None) -> Path | None:
     """The folder holding what the loader reads, or None when the data is not on disk."""
     folder = dataset_dir(manifest, data_dir)
-    candidates = [folder / manifest.root, data_root(data_dir) / manifest.root] if manifest.root else [folder]
+    if manifest.root:
+        candidates = [under(base, manifest.root, what="data folder", source=manifest.source, field="root")
+                      for base in (folder, data_root(data_dir))]
+    else:
+        candidates = [folder]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from ..core.config import parse_model, read_yaml
 from ..core.errors import UserError
+from ..core.names import check_name, is_name
 from ..core.paths import project_root
 
 
@@ -63,6 +64,12 @@ class Manifest(BaseModel):
         if self.kind == "model" and self.loader:
             raise ValueError("a model manifest has no loader")
         return self
+    _source: str | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str:
+        """The file this manifest was read from (for messages)."""
+        return self._source or f"data_manifests/{self.name}.yaml"
 
 
 def manifests_dir() -> Path:
@@ -70,27 +77,27 @@ def manifests_dir() -> Path:
 
 
 def load_manifest(name_or_path: str | Path, *, referrer: str | None = None, field: str = "dataset") -> Manifest:
-    """The manifest called name (data_manifests/NAME.yaml) or at a path; referrer: the file that named it
-    (in its `field`)."""
-    path = Path(name_or_path)
-    if not path.suffix:
+    """The manifest called name (data_manifests/NAME.yaml), or the file at a Path; referrer: the file that
+    named it (in its `field`).
+
+    A name is a name, never a path; the manifest's own `name` must equal its file's name, since
+    the dataset's folder under the data root is called by it.
+    """
+    if isinstance(name_or_path, Path):
+        path = name_or_path
+    else:
+        check_name(name_or_path, "a dataset", source=referrer, field=field if referrer else None)
         path = manifests_dir() / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = ", ".join(m.name for m in all_manifests()) or "none"
-        raise UserError(f"no data manifest '{name_or_path}'; known: {known}",
-                        source=referrer or str(path), field=field if referrer else None)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"malformed YAML ({str(e).splitlines()[0]})", source=str(path)) from None
-    try:
-        return Manifest(**(raw or {}))
-    except ValidationError as e:
-        err = e.errors()[0]
-        msg = err["msg"].removeprefix("Value error, ")
-        raise UserError(msg, source=str(path), field=".".join(map(str, err["loc"])) or None) from None
-    except TypeError:
-        raise UserError("a manifest must be a YAML mapping", source=str(path)) from None
+        if not path.exists():
+            known = ", ".join(p.stem for p in sorted(manifests_dir().glob("*.yaml"))) or "none"
+            raise UserError(f"no data manifest '{name_or_path}'; known: {known}",
+                            source=referrer or str(path), field=field if referrer else None)
+    manifest = parse_model(Manifest, read_yaml(path), str(path))
+    if not is_name(manifest.name) or manifest.name != path.stem:
+        raise UserError(f"must equal the file's name '{path.stem}' and be a name (lowercase letters, digits, "
+                        f"'_', '.', '-'); got {manifest.name[:100]!r}", source=str(path), field="name")
+    manifest._source = str(path)
+    return manifest
 
 
 def all_manifests() -> list[Manifest]:

@@ -56,6 +56,21 @@ def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_si
                 logits = method.adapt_logits(base_logits[i][s].to(device))
             else:
                 logits = method.predict(to_float(centre_crop(images[s], crop_to)))
+            check_logits(logits, s.stop - s.start, seg.num_classes, "adapt_logits" if method.logit_only else "predict")
             parts.append(logits.detach().float().cpu())
         out.append(torch.cat(parts) if parts else torch.empty(0, seg.num_classes))
     return out
+
+
+class BadLogits(ValueError):
+    pass
+
+
+def check_logits(logits, n: int, k: int, by: str) -> None:
+    """Logits must be a float tensor of shape (batch, classes): anything that merely broadcasts
+    (a (1, K) row, 20 columns for 10 classes, an int64 one-hot) would be scored wrongly."""
+    if not isinstance(logits, torch.Tensor):
+        raise BadLogits(f"{by} returned {type(logits).__name__}, not a tensor of logits")
+    if not logits.is_floating_point() or tuple(logits.shape) != (n, k):
+        raise BadLogits(f"{by} returned {str(logits.dtype).replace('torch.', '')} logits of shape {tuple(logits.shape)}; "
+                        f"expected floating-point logits of shape ({n}, {k})")

@@ -170,7 +170,8 @@ def summary_table(results: list[dict[str, Any]]) -> pd.DataFrame:
         row = {"id": res["id"], "entry": res["name"], "benchmark": res["benchmark"],
                "model": model_label(spec if isinstance(spec, dict) else {}, set(mine.checkpoint.dropna())),
                "method": str(res.get("method", "")),
-               "protocol": str((res.get("submission") or {}).get("protocol", "")) or ", ".join(sorted(set(mine.protocol))),
+               "protocol": str(res.get("protocol") or (res.get("submission") or {}).get("protocol") or "")
+               or ", ".join(sorted(set(mine.protocol.dropna()))) or "per_scenario",
                "seeds": int(mine.seed.nunique()), "failed": int(mine.status.ne("ok").sum()),
                "cells": len(res.get("records", []))}
         for family in (*FAMILIES, "clean"):

@@ -19,8 +19,10 @@ so a failed build leaves the previous site intact and deleted entries vanish.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..core.version import __version__
 from ..core.errors import UserError
+from ..core.params import short_repr
+from ..core.paths import public_paths
 from ..shifts import FAMILIES
 from . import figures, plots
 from .aggregate import HEADLINE, cells_frame, load_results, numeric_metrics, scenario_table, summary_table
@@ -300,7 +304,8 @@ class SiteBuilder:
                           "segments": " · ".join(pct(a) for a in segs), "method_info": info_text,
                           "seconds": (metric_value("seconds", r.get("seconds")), sort_key(r.get("seconds")))})
         failures = [{"scenario": r.get("cell", {}).get("scenario"), "seed": r.get("cell", {}).get("seed"),
-                     "error": r.get("error") or "(no message)", "traceback": r.get("traceback") or ""}
+                     "error": public_paths(str(r.get("error") or "(no message)")),
+                     "traceback": public_paths(str(r.get("traceback") or ""))}
                     for r in records if r.get("status") != "ok"]
         submission = result.get("submission")
         sub_yaml = yaml.safe_dump(submission, sort_keys=False, allow_unicode=True) if isinstance(submission, dict) else ""
@@ -336,9 +341,39 @@ def _load_spec(bench: str):
         return None
 
 
+def shape_problem(result: dict[str, Any]) -> str | None:
+    """Why a result file read as JSON cannot be shown as an entry (None: it can)."""
+    records = result.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return "records is not a list of objects"
+    for r in records:
+        if not isinstance(r.get("cell", {}), dict):
+            return "a record's cell is not an object"
+        for name, kind in (("metrics", dict), ("provenance", dict), ("segments", list)):
+            if r.get(name) is not None and not isinstance(r[name], kind):
+                return f"a record's {name} is not a{'n object' if kind is dict else ' list'}"
+        cell = r.get("cell", {})
+        for name, kind in (("scenario", str), ("family", str), ("seed", int)):
+            if cell.get(name) is not None and (not isinstance(cell[name], kind) or isinstance(cell[name], bool)):
+                return f"a record's cell.{name} is not a{'n integer' if kind is int else ' string'}"
+    if result.get("submission") is not None and not isinstance(result["submission"], dict):
+        return "submission is not an object"
+    return None
+
+
 def load_annotated(results_root: Path, benchmark_hashes: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
-    """Result files with their trust flags, checked against the current benchmark definitions."""
+    """Result files with their trust flags, checked against the current benchmark definitions.
+
+    A file whose shape is wrong (records that are not objects, and the like) is listed as
+    unreadable with no records, never allowed to stop the build of everyone else's pages."""
     results = load_results(results_root)
+    for res in results:
+        problem = shape_problem(res)
+        if problem:
+            res.update(records=[], integrity=f"unreadable: {problem}", submission=None)
+        for name in ("method", "protocol"):
+            if name in res and not isinstance(res[name], str):
+                res[name] = short_repr(res[name])
     if benchmark_hashes is None:
         benchmark_hashes = current_benchmark_hashes({r["benchmark"] for r in results})
     return annotate(results, benchmark_hashes)
@@ -357,25 +392,63 @@ def build_site(results_root: Path, site_dir: Path, benchmark_hashes: dict[str, s
 
     published_folder: the reference numbers (default leaderboard/published of the project)."""
     site_dir = Path(site_dir)
+    if site_dir.exists() and not site_dir.is_dir():
+        raise UserError("is a file; the site needs a folder (choose another --site)", source=str(site_dir))
     ours = site_dir.is_dir() and ((site_dir / MARKER).exists() or {p.name for p in site_dir.iterdir()} <= LEGACY)
     if site_dir.exists() and not ours:
         raise UserError("refusing to replace a folder that shiftbench did not build (no .shiftbench-site marker); "
                         "choose an empty or new --site folder", source=str(site_dir))
     results = load_annotated(results_root, benchmark_hashes)
     published = load_published(published_folder)
-    site_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=site_dir.parent, prefix=f".{site_dir.name}.building-"))
+    try:
+        site_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_builds(site_dir)
+        tmp = Path(tempfile.mkdtemp(dir=site_dir.parent, prefix=f".{site_dir.name}.building-{os.getpid()}-"))
+    except OSError as e:
+        raise UserError(f"cannot build the site here ({e.strerror})", source=str(site_dir)) from None
     tmp.chmod(0o755)
     try:
         SiteBuilder(tmp, results, published).build()
         old = None
         if site_dir.exists():
-            old = site_dir.with_name(f".{site_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+            old = site_dir.with_name(f".{site_dir.name}.old-{os.getpid()}-{tmp.name.rsplit('-', 1)[-1]}")
             site_dir.rename(old)
         tmp.rename(site_dir)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write the site ({e.strerror}); the previous site is unchanged",
+                        source=str(e.filename or site_dir)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return site_dir / "index.html"
+
+
+def remove_abandoned_builds(site_dir: Path, stale_after_s: float = 3600) -> None:
+    """Delete the half-built and old copies of site_dir that a killed build left beside it: those whose
+    process is gone (their names carry its pid), or without a pid and older than stale_after_s."""
+    for path in site_dir.parent.glob(f".{site_dir.name}.*-*"):
+        kind, _, rest = path.name[len(site_dir.name) + 2:].partition("-")
+        if kind not in ("building", "old") or not path.is_dir() or path.is_symlink():
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit():
+            if _alive(int(pid)):
+                continue
+        elif time.time() - path.stat().st_mtime < stale_after_s:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

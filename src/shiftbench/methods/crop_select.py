@@ -89,7 +89,7 @@ class CropSelect(Method):
 
     sees_full_image = True
 
-    def __init__(self, margin: Annotated[int, Field(ge=0)] = 2, mode: Literal["realistic", "circular"] = "realistic",
+    def __init__(self, margin: Annotated[int, Field(ge=0, le=64)] = 2, mode: Literal["realistic", "circular"] = "realistic",
                  sigma_frac: Annotated[float, Field(gt=0)] = 0.25):
         self.margin, self.mode, self.sigma_frac = margin, mode, sigma_frac
         self.chosen = 0

@@ -62,8 +62,9 @@ class LabelShiftAdapter(Method):
     def __init__(self, base: str = "source", base_params: dict[str, Any] | None = None,
                  calibration: Calibration = "bcts", momentum: Annotated[float, Field(gt=0, le=1)] | None = None,
                  prior_from: Literal["source", "base"] = "source",
-                 bn_layers: Annotated[int, Field(ge=0)] = 1, hidden: Annotated[int, Field(ge=1)] = 64,
-                 adapter_steps: Annotated[int, Field(ge=1)] = 200, adapter_batch_size: Annotated[int, Field(ge=2)] = 64,
+                 bn_layers: Annotated[int, Field(ge=0, le=100)] = 1, hidden: Annotated[int, Field(ge=1, le=4096)] = 64,
+                 adapter_steps: Annotated[int, Field(ge=1, le=100_000)] = 200,
+                 adapter_batch_size: Annotated[int, Field(ge=2, le=4096)] = 64,
                  alphas: tuple[Annotated[float, Field(gt=0)], ...] = (0.1, 1.0, 10.0), adapter_lr: Annotated[float, Field(gt=0)] = 1e-3,
                  bayes_adjust: bool = True):
         self.base_name, self.base_params = base, dict(base_params or {})

@@ -14,7 +14,7 @@ class MLLS(PriorCorrection):
     """EM over every calibrated posterior seen since reset (warm-started), to max |dq| < tol or max_iter steps."""
 
     def __init__(self, calibration: Calibration = "bcts", tol: Annotated[float, Field(gt=0)] = 1e-6,
-                 max_iter: Annotated[int, Field(ge=1)] = 100):
+                 max_iter: Annotated[int, Field(ge=1, le=10_000)] = 100):
         super().__init__(calibration)
         self.tol, self.max_iter = tol, max_iter
 

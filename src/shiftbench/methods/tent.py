@@ -29,7 +29,7 @@ class Tent(Method):
 
     wrappable = True
 
-    def __init__(self, lr: Annotated[float, Field(gt=0)] = 1e-3, steps: Annotated[int, Field(ge=1)] = 1,
+    def __init__(self, lr: Annotated[float, Field(gt=0)] = 1e-3, steps: Annotated[int, Field(ge=1, le=100)] = 1,
                  optimizer: Literal["adam", "sgd"] = "adam", momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9):
         self.lr, self.steps, self.optimizer_name, self.momentum = lr, steps, optimizer, momentum
 

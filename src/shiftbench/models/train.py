@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..core.code_identity import code_hash
-from ..core.errors import UserError
-from ..core.files import atomic_write_text
+from ..core.errors import UserError, warn
+from ..core.files import atomic_write_text, move_aside
 from ..core.hashing import config_hash, file_sha256
 from ..core.imageset import ImageSet
 from ..core.paths import cache_dir, project_root
@@ -82,6 +82,8 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     folder = cache_dir() / "models"
     ckpt = folder / f"{key}.pt"
     meta = folder / f"{key}.json"
+    if ckpt.exists() or meta.exists():  # a cached model that does not load is set aside and trained again
+        heal_cached(ckpt, meta, lambda: build_classifier(arch, train.num_classes, train.images.shape[1]))
     torch.manual_seed(seed)  # before building: the initial weights must depend on the seed alone, not on process history
     model = build_classifier(arch, train.num_classes, train.images.shape[1])
     if not (ckpt.exists() and meta.exists()):
@@ -97,6 +99,31 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     info = json.loads(meta.read_text())
     info.setdefault("trained_by", "shiftbench")
     return SourceModel(model, key, ckpt, file_sha256(ckpt), info)
+
+
+def cached_model(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], seed: int) -> Path | None:
+    """The cache's checkpoint of this model if there is one (nothing is loaded), None for a user's checkpoint."""
+    if arch.get("weights") or arch.get("checkpoint"):
+        return None
+    spec = dict(arch)
+    name = spec.pop("arch", model_spec.DEFAULT_ARCH)
+    ckpt = cache_dir() / "models" / f"{model_key(train, {'arch': name, **spec}, recipe, seed)}.pt"
+    return ckpt if ckpt.exists() and ckpt.with_suffix(".json").exists() else None
+
+
+def heal_cached(ckpt: Path, meta: Path, build) -> None:
+    """Move a cached checkpoint and its info aside, with a one-line warning, unless both load cleanly
+    (into a fresh network from build()); the caller then trains the model again."""
+    try:
+        if not ckpt.exists() or not meta.exists():
+            raise UserError("its weights or its info file is missing")
+        load_weights(build().net, ckpt)
+        if not isinstance(json.loads(meta.read_text()), dict):
+            raise ValueError("the info file is not a JSON object")
+    except (UserError, ValueError, OSError) as e:
+        moved = [move_aside(p).name for p in (ckpt, meta) if p.exists()]
+        warn(f"cached source model {ckpt} cannot be loaded ({str(e)[:300]}); moved aside to "
+             f"{', '.join(moved) or 'nothing'}, training it again")
 
 
 def load_pretrained(spec: dict[str, Any], train: ImageSet, device: torch.device) -> SourceModel:

@@ -9,12 +9,13 @@ from functools import lru_cache
 import torch
 
 from ..core.version import __version__
-from ..core.paths import project_root
+from ..core.paths import find_project_root
 
 
 def git_commit() -> str | None:
-    """The commit of the project (benchmarks, submissions) this process works in now."""
-    return _git_commit(str(project_root()))
+    """The commit of the project (benchmarks, submissions) this process works in now (None outside one)."""
+    root = find_project_root()
+    return None if root is None else _git_commit(str(root))
 
 
 @lru_cache(maxsize=8)  # per project: one process may work in several (tests, notebooks)

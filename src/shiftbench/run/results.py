@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core.files import atomic_write_text
 from ..core.hashing import canonical_json, config_hash
-from ..core.paths import project_root
+from ..core.paths import project_root, under
 from ..methods import resolve_method
 from .submission import CheckedSubmission
 
@@ -24,7 +24,7 @@ def slug(name: str) -> str:
 
 
 def result_path(results_root: Path, benchmark: str, name: str) -> Path:
-    return results_root / benchmark / f"{slug(name)}.json"
+    return under(results_root, benchmark, f"{slug(name)}.json", what="result file")
 
 
 def write_result(results_root: Path, checked: CheckedSubmission, records: list[dict[str, Any]]) -> Path:
@@ -38,6 +38,7 @@ def write_result(results_root: Path, checked: CheckedSubmission, records: list[d
         "oracle": bool(getattr(resolve_method(sub.method), "oracle", False)),
         "params": checked.params,
         "benchmark": sub.benchmark,
+        "protocol": sub.protocol,
         "benchmark_hash": checked.benchmark.content_hash(),
         "records": sorted(records, key=lambda r: (r["cell"]["seed"], r["cell"]["scenario"])),
         "unsupported": checked.unsupported,  # scenario -> why this method has no cells there

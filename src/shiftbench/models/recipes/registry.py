@@ -14,7 +14,7 @@ from ...core.params import validate_params
 from ...core.registry import Registry
 
 # the parameters every SGD recipe shares, with the bounds that keep a typo from running for days
-Epochs = Annotated[int, Field(ge=1, le=10_000)]
+Epochs = Annotated[int, Field(ge=1, le=1000)]
 LearningRate = Annotated[float, Field(gt=0, le=10)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 WeightDecay = Annotated[float, Field(ge=0, le=1)]
