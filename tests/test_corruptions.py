@@ -501,7 +501,7 @@ def test_banded_gaussian_equals_dense_matrix_and_scipy_on_large_images():
     for sigma, mode, truncate in [(1.0, "mirror", 4.0), (3.0, "nearest", 4.0), (6.0, "nearest", 4.0),
                                   (2.24, "reflect", 3.0)]:
         assert 224 >= 2 * gaussian_band(sigma, truncate).shape[0]  # the banded path runs on both axes
-        dense = gaussian_matrix(224, sigma, mode, truncate) @ (x @ gaussian_matrix(230, sigma, mode, truncate).T)
+        dense = gaussian_matrix(224, sigma, mode, truncate).float() @ (x @ gaussian_matrix(230, sigma, mode, truncate).float().T)
         ours = gaussian_filter(x, sigma, mode, truncate)
         assert (ours - dense).abs().max() < 1e-6
         ref = ndimage.gaussian_filter(x.numpy(), (0, 0, sigma, sigma), mode=mode, truncate=truncate)

@@ -63,11 +63,11 @@ def correlate1d(x: torch.Tensor, taps: torch.Tensor, dim: int, mode: str) -> tor
 
 
 def gaussian_taps(sigma: float, truncate: float = 4.0, device=None) -> torch.Tensor:
-    """SciPy's kernel: radius int(truncate * sigma + 0.5), normalised."""
+    """SciPy's kernel, computed as SciPy does (float64): radius int(truncate * sigma + 0.5), normalised."""
     r = int(truncate * sigma + 0.5)
     t = torch.arange(-r, r + 1, dtype=torch.float64, device=device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (k / k.sum()).float()
+    k = torch.exp(-0.5 / (sigma * sigma) * t**2)
+    return k / k.sum()
 
 
 @functools.lru_cache(maxsize=128)
@@ -82,7 +82,7 @@ BAND_TILE = 32  # outputs per row of the banded product: small enough to skip mo
 def gaussian_band(sigma: float, truncate: float, tile: int = BAND_TILE) -> torch.Tensor:
     """(tile + 2r, tile) band B of the filter matrix: (window @ B)[i] = sum_k taps[k] * window[i + k]."""
     taps = gaussian_taps(sigma, truncate)
-    b = torch.zeros(tile + len(taps) - 1, tile)
+    b = torch.zeros(tile + len(taps) - 1, tile, dtype=taps.dtype)
     for i in range(tile):
         b[i : i + len(taps), i] = taps
     return b
@@ -340,7 +340,7 @@ def colour(rgb: tuple[float, float, float], channels: int, device) -> torch.Tens
 def small_gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
     """gaussian_filter with mode 'nearest' for kernels of a few taps, as shifted-slice sums on
     an edge-padded copy: a handful of passes instead of two dense (side x side) products."""
-    taps = gaussian_taps(sigma, truncate).tolist()
+    taps = gaussian_taps(sigma, truncate).float().tolist()
     r = len(taps) // 2
     h, w = x.shape[-2:]
     padded = F.pad(x.reshape(-1, 1, h, w), (r, r, r, r), mode="replicate")
