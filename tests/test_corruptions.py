@@ -28,6 +28,9 @@ EXPECTED = {
                      ((3, .1), (4, .5), (6, .5), (8, .5), (10, .5))),
     "glass_blur": (((.05, 1, 1), (.25, 1, 1), (.4, 1, 1), (.25, 1, 2), (.4, 1, 2)),
                    ((.7, 1, 2), (.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))),
+    # the true swap the published code meant, under its own name, with the same tables
+    "glass_blur_swap": (((.05, 1, 1), (.25, 1, 1), (.4, 1, 1), (.25, 1, 2), (.4, 1, 2)),
+                        ((.7, 1, 2), (.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))),
     "motion_blur": (((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)),
                     ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))),
     "zoom_blur": (((1.06, .01), (1.11, .01), (1.16, .01), (1.21, .01), (1.26, .01)),
@@ -62,6 +65,7 @@ NOT_MONOTONE = {
     # reference tables that are not monotone
     "saturate": "saturation x0.3, x0.1, x1.5, x2 +.1, x2.5 +.2: severity 2 desaturates more than 3 saturates",
     "glass_blur": "blur sigma .05, .25, .4, .25, .4 goes down at severity 4 (while sweeps go 1 -> 2)",
+    "glass_blur_swap": "blur sigma .05, .25, .4, .25, .4 goes down at severity 4 (while sweeps go 1 -> 2)",
     "elastic_transform": "the affine amplitude falls .08 -> .03 of the side while the elastic field grows; "
                          "on 32 px the affine dominates, so the change falls with severity",
     "spatter": "severities 1-3 are water drops, 4-5 mud: two different effects, not one scale",
@@ -95,7 +99,7 @@ def mad(a: ImageSet, b: ImageSet) -> float:
     return (a.images.float() - b.images.float()).abs().mean().item() / 255
 
 
-def test_the_nineteen_are_registered_as_covariate_shifts():
+def test_the_nineteen_and_the_variants_are_registered_as_covariate_shifts():
     assert set(CORRUPTIONS) == set(EXPECTED)
     shifts = all_shifts()
     assert all(shifts[name].family == "covariate" for name in EXPECTED)
@@ -356,6 +360,38 @@ def test_jpeg_equals_pillow(digits):
         Image.fromarray(im.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=40)
         ref = torch.from_numpy(np.asarray(Image.open(buf)).copy()).permute(2, 0, 1)
         assert (ref.int() - got.int()).abs().max() <= 1
+
+
+def test_glass_copy_sweeps_equal_the_published_numpy_loop():
+    from shiftbench.shifts.image_ops import local_copy_sweeps
+
+    def published_sweeps(x, d, iterations, offsets):
+        """The published loop, on a NumPy array: its "swap" copies x[h', w'] into x[h, w]."""
+        for i in range(iterations):
+            k = 0
+            for h in range(x.shape[0] - d, d, -1):
+                for w in range(x.shape[1] - d, d, -1):
+                    dx, dy = offsets[i][k]
+                    k += 1
+                    h_prime, w_prime = h + dy, w + dx
+                    x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]
+        return x
+
+    g = torch.Generator().manual_seed(0)
+    for h, w, d, iters in [(12, 12, 1, 2), (9, 14, 2, 1), (16, 11, 3, 3), (20, 20, 4, 2), (7, 7, 4, 1)]:
+        steps = len(range(h - d, d, -1)) * len(range(w - d, d, -1))
+        offsets = torch.randint(-d, d, (iters, 4, steps, 2), generator=g)
+        src = local_copy_sweeps(4, h, w, d, iters, None, "cpu", offsets=offsets)
+        for i in range(4):
+            ids = np.arange(h * w).reshape(h, w, 1).repeat(2, -1)  # every pixel tells where it came from
+            expected = published_sweeps(ids, d, iters, offsets[:, i].numpy())[..., 0]
+            assert src[i].tolist() == expected.flatten().tolist(), (h, w, d, iters)
+    # the chains matter: with delta >= 2 some values move through several copies in one sweep
+    offsets = torch.randint(-2, 2, (1, 1, 12 * 12, 2), generator=g)
+    src = local_copy_sweeps(1, 16, 16, 2, 1, None, "cpu", offsets=offsets).view(16, 16)
+    rows, cols = src // 16, src % 16
+    grid = torch.arange(16)
+    assert ((rows - grid[:, None]).abs().max() > 2) or ((cols - grid).abs().max() > 2)
 
 
 def test_glass_shuffle_equals_sequential_swaps():

@@ -291,8 +291,8 @@ def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.
     2*delta*h + w batched steps instead of h*w Python steps. `offsets` (iterations, n, steps, 2)
     as (dy, dx) in the sequential visiting order replaces the random draw (for tests).
     """
-    hs = torch.arange(h - delta, delta, -1)
-    ws = torch.arange(w - delta, delta, -1)
+    hs = torch.tensor(range(h - delta, delta, -1), dtype=torch.int64)
+    ws = torch.tensor(range(w - delta, delta, -1), dtype=torch.int64)
     perm = torch.arange(h * w, device=device).expand(n, -1).contiguous()
     if len(hs) == 0 or len(ws) == 0:
         return perm
@@ -317,6 +317,53 @@ def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.
             perm.scatter_(1, q, here)
             start += k
     return perm
+
+
+def sweep_offsets(n: int, steps: int, delta: int, g: torch.Generator | None, device) -> torch.Tensor:
+    """One glass-blur sweep's random offsets (n, steps, 2) as (dx, dy) in [-delta, delta), in
+    the order the published loop draws them (np.random.randint(-delta, delta, size=(2,)))."""
+    return torch.randint(-delta, delta, (n, steps, 2), generator=g, device=device)
+
+
+def local_copy_sweeps(n: int, h: int, w: int, delta: int, iterations: int, g: torch.Generator | None, device,
+                      offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """The published glass-blur pixel moves as an index map (n, h*w): out.flat[j] = in.flat[src[j]].
+
+    The published loop visits (row, col) for row in range(h - delta, delta, -1), col likewise,
+    and runs `x[r, c], x[r', c'] = x[r', c'], x[r, c]` with (r', c') = (r + dy, c + dx). On a
+    NumPy array the right-hand items are views, so this copies x[r', c'] into x[r, c] and leaves
+    x[r', c'] as it was: no swap. Each pixel is written at most once per sweep, so pixel p ends
+    with the value (r', c') holds when p is visited: the sweep's input value, unless (r', c') was
+    written earlier in the sweep, and then whatever that earlier step copied. Those references
+    form chains towards earlier steps; they are followed by pointer doubling (a few batched
+    gathers) instead of one Python step per pixel. `offsets` (iterations, n, steps, 2) as
+    (dx, dy) in visiting order replaces the random draw (for tests).
+    """
+    src = torch.arange(h * w, device=device).expand(n, -1).contiguous()
+    rows = torch.tensor(range(h - delta, delta, -1), dtype=torch.int64, device=device)
+    cols = torch.tensor(range(w - delta, delta, -1), dtype=torch.int64, device=device)
+    pos = (rows[:, None] * w + cols).flatten()  # row-major = the visiting order
+    steps = len(pos)
+    if steps == 0:
+        return src
+    step = torch.arange(steps, device=device)
+    rank = torch.full((h * w,), steps, device=device)  # when each pixel is written; never: `steps`
+    rank[pos] = step
+    for it in range(iterations):
+        d = sweep_offsets(n, steps, delta, g, device) if offsets is None else offsets[it].to(device)
+        target = pos + d[..., 1] * w + d[..., 0]
+        reads = src.new_empty(n, h * w).copy_(torch.arange(h * w, device=device))
+        follow = reads.clone()
+        reads[:, pos] = target  # the pixel each step reads
+        # a target written earlier in the sweep holds what that step copied: follow it
+        follow[:, pos] = torch.where(rank[target] < step, target, pos)
+        while True:
+            further = follow.gather(1, follow)
+            if torch.equal(further, follow):
+                break
+            follow = further
+        src = src.gather(1, reads.gather(1, follow))
+    return src
 
 
 # ----------------------------------------------------------------------------- colour
