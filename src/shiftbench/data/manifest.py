@@ -1,12 +1,13 @@
-"""Data manifests (data_manifests/NAME.yaml): where a dataset comes from, with sha256 of each file."""
+"""Data manifests (data_manifests/NAME.yaml): where a dataset, or an asset a shift reads, comes from, with
+sha256 of each file."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import UserError
 from ..paths import project_root
@@ -33,7 +34,9 @@ class ManifestFile(BaseModel):
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    loader: str = Field(description="registered loader that builds the splits")
+    kind: Literal["dataset", "asset"] = Field(
+        "dataset", description="dataset: a loader builds splits from the files; asset: files a shift reads (no loader)")
+    loader: str = Field("", description="registered loader that builds the splits (datasets only)")
     description: str = ""
     license: str = ""
     citation: str = ""
@@ -42,6 +45,14 @@ class Manifest(BaseModel):
     root: str | None = Field(None, description="folder inside the data folder that holds what the loader reads")
     files: list[ManifestFile] = Field(default_factory=list)
     sha256: str | None = Field(None, description="sha256 of the built splits, for datasets generated from a package")
+
+    @model_validator(mode="after")
+    def _loader_for_datasets_only(self):
+        if self.kind == "dataset" and not self.loader:
+            raise ValueError("a dataset manifest needs a loader")
+        if self.kind == "asset" and self.loader:
+            raise ValueError("an asset manifest has no loader (no splits are built from it)")
+        return self
 
 
 def manifests_dir() -> Path:
