@@ -1,10 +1,12 @@
-"""The 19 corruptions: parameter tables, severity ordering, determinism, and exactness against the
-libraries the original CIFAR-10-C / ImageNet-C generators used."""
+"""The 19 corruptions and two named variants (glass_blur_swap, frost_generated): parameter tables,
+severity ordering, determinism, and exactness against the libraries the original CIFAR-10-C /
+ImageNet-C generators used."""
 
 from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,21 @@ from shiftbench.shifts import all_shifts, get_shift
 from shiftbench.shifts.corruption import CORRUPTIONS, to_uint8
 
 all_shifts()
+
+# the published frost photographs, where this checkout has the shared test data beside it
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FROST_PHOTOS = (SHARED_DATA / "imagenet-c-frost" / "frost1.png").is_file()
+
+
+@pytest.fixture(autouse=True)
+def data_root_with_frost_photos(monkeypatch):
+    if FROST_PHOTOS:
+        monkeypatch.setenv("SHIFTBENCH_DATA", str(SHARED_DATA))
+
+
+def needs_frost_photos(name: str) -> None:
+    if name == "frost" and not FROST_PHOTOS:
+        pytest.skip(f"the published frost photographs are not in {SHARED_DATA / 'imagenet-c-frost'}")
 
 # REFERENCE.md section 4, severities 1 -> 5: (CIFAR-10-C table, ImageNet-C table).
 EXPECTED = {
@@ -39,8 +56,12 @@ EXPECTED = {
               (.25, .3, 2.25, .6, 12, 6, .85), (.3, .3, 1.25, .65, 14, 12, .8)),
              ((.1, .3, 3, .5, 10, 4, .8), (.2, .3, 2, .5, 12, 4, .7), (.55, .3, 4, .9, 12, 8, .7),
               (.55, .3, 4.5, .85, 12, 8, .65), (.55, .3, 2.5, .85, 12, 12, .55))),
-    "frost": (((1, .2), (1, .3), (.9, .4), (.85, .4), (.75, .45)),
-              ((1, .4), (.8, .6), (.7, .7), (.65, .7), (.6, .75))),
+    # (image weight, frost weight, shrink of the photos before cropping: 0.2 in the CIFAR-10-C recipe)
+    "frost": (((1, .2, .2), (1, .3, .2), (.9, .4, .2), (.85, .4, .2), (.75, .45, .2)),
+              ((1, .4, 1), (.8, .6, 1), (.7, .7, 1), (.65, .7, 1), (.6, .75, 1))),
+    # the procedural texture that stood in for the photographs, under its own name
+    "frost_generated": (((1, .2), (1, .3), (.9, .4), (.85, .4), (.75, .45)),
+                        ((1, .4), (.8, .6), (.7, .7), (.65, .7), (.6, .75))),
     "fog": (((.2, 3), (.5, 3), (.75, 2.5), (1, 2), (1.5, 1.75)),
             ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4))),
     "brightness": ((.05, .1, .15, .2, .3), (.1, .2, .3, .4, .5)),
@@ -72,6 +93,7 @@ NOT_MONOTONE = {
     # tables monotone per parameter, but the change from the clean image is not on dark digits
     "frost": "from severity 3 to 4 only the image weight drops (.9 -> .85) at frost weight .4; where the "
              "frost layer brightens a pixel more than the weight darkens it, the output moves back to clean",
+    "frost_generated": "as frost",
     "pixelate": "at 32 px the sizes are 30, 28, 27, 24, 20 px and Pillow's BOX 32->28->32 moves thin strokes "
                 "more than 32->27->32 (our pixelate equals Pillow's exactly, see below)",
 }
@@ -126,6 +148,7 @@ def test_table_chosen_by_image_size_and_overridable():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_degradation_grows_with_severity(name, digits):
+    needs_frost_photos(name)
     fn = get_shift(name).fn
     outs = [fn(digits, seed=3, severity=s) for s in range(1, 6)]
     change = [mad(o, digits) for o in outs]
@@ -134,7 +157,7 @@ def test_degradation_grows_with_severity(name, digits):
         assert torch.equal(o.labels, digits.labels)
     if name == "saturate":  # grey pixels have S = 0: scaling S alone leaves them grey
         assert change[:3] == [0.0, 0.0, 0.0] and 0 < change[3] < change[4]
-    elif name == "frost":  # grows wherever the frost weight grows
+    elif name in ("frost", "frost_generated"):  # grows wherever the frost weight grows
         assert change[0] < change[1] < change[2] and change[3] < change[4]
     elif name in NOT_MONOTONE:
         assert min(change) > 0
@@ -145,6 +168,7 @@ def test_degradation_grows_with_severity(name, digits):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_same_seed_same_output_other_seed_differs_for_random_ones(name, digits):
+    needs_frost_photos(name)
     fn = get_shift(name).fn
     a = fn(digits, seed=11, severity=4).images
     assert torch.equal(a, fn(digits, seed=11, severity=4).images)
@@ -154,6 +178,7 @@ def test_same_seed_same_output_other_seed_differs_for_random_ones(name, digits):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_large_and_single_channel_images(name):
+    needs_frost_photos(name)
     fn = get_shift(name).fn
     big = big_images(2)
     out = fn(big, seed=0, severity=3)
@@ -318,11 +343,11 @@ def test_plasma_range_determinism_and_uniform_bits():
     assert abs((pairs[:, 0] - pairs[:, 1]).abs().mean() - 1 / 3) < 0.02
 
 
-def test_frost_fast_paths_match_the_plain_ops():
+def test_generated_frost_fast_paths_match_the_plain_ops():
     import torch.nn.functional as F
 
     from shiftbench.shifts.corruption import to_uint8
-    from shiftbench.shifts.corruptions_weather import frost, frost_uint8
+    from shiftbench.shifts.corruptions_weather import frost_generated, frost_generated_uint8
     from shiftbench.shifts.image_ops import bicubic_upsample, gaussian_filter, small_gaussian_filter, uniform
 
     g = torch.Generator().manual_seed(0)
@@ -334,9 +359,9 @@ def test_frost_fast_paths_match_the_plain_ops():
     u = uniform((4, 1000), g, "cpu")
     assert u.dtype == torch.float32 and 0 <= u.min() and u.max() < 1 and torch.equal(u * 2**24, (u * 2**24).round())
     images = big_images(2).images
-    for p in CORRUPTIONS["frost"].imagenet:
-        ours = frost_uint8(images, p, torch.Generator().manual_seed(3)).int()
-        ref = to_uint8(frost(images.float() / 255, p, torch.Generator().manual_seed(3))).int()
+    for p in CORRUPTIONS["frost_generated"].imagenet:
+        ours = frost_generated_uint8(images, p, torch.Generator().manual_seed(3)).int()
+        ref = to_uint8(frost_generated(images.float() / 255, p, torch.Generator().manual_seed(3))).int()
         assert (ours - ref).abs().max() <= 1 and (ours != ref).float().mean() < 1e-3
 
 
@@ -515,6 +540,7 @@ def test_brightness_and_saturate_equal_hsv_round_trip():
 
 
 def test_cli_lists_and_previews(project, capsys):
+    needs_frost_photos("frost")  # the preview draws every corruption
     assert main(["shifts"]) == 0
     listing = capsys.readouterr().out
     assert "covariate:" in listing and all(f"  {name}(" in listing for name in EXPECTED)
@@ -524,7 +550,7 @@ def test_cli_lists_and_previews(project, capsys):
     from PIL import Image
 
     width, height = Image.open(io.BytesIO(png)).size
-    assert height > width  # 19 corruption rows, 6 columns
+    assert height > width  # 21 corruption rows, 6 columns
     assert main(["shifts", "preview", "--benchmark", "tiny", "--out", "grid.txt"]) == 2
     assert "--out" in capsys.readouterr().err and not (project / "grid.txt").exists()
 

@@ -12,6 +12,7 @@ of the published era).
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,69 @@ def test_glass_blur_equals_the_published_one_fed_the_same_offsets(table, size, n
         assert diff.abs().max() <= 2 and abs(diff.float().mean()) < 0.25 and (diff == 0).float().mean() > 0.8
         other = get_shift("glass_blur_swap").fn(data, seed=severity, severity=severity, table=table).images.int()
         assert (other - ref).abs().max() > 1  # the true swap is another corruption
+
+
+# ----------------------------------------------------------------------------- frost, same crops
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FROST = SHARED_DATA / "imagenet-c-frost"
+
+
+def cv2_resize_linear(img, fx):
+    """cv2.resize(img, (0, 0), fx=fx, fy=fx) with its default INTER_LINEAR on 8-bit images: pixel
+    centres aligned, edge pixels repeated, 11-bit fixed-point weights, rounded."""
+    def axis(n_in):
+        n_out = int(np.round(n_in * fx))
+        f = ((np.arange(n_out) + 0.5) * (1 / fx) - 0.5).astype(np.float32)
+        lo = np.floor(f).astype(int)
+        f = f - lo
+        f[lo < 0], lo[lo < 0] = 0, 0
+        end = lo >= n_in - 1
+        f[end], lo[end] = 0, n_in - 1
+        weights = np.stack([np.round((1 - f) * 2048), np.round(f * 2048)], 1).astype(np.int64)
+        return lo, np.minimum(lo + 1, n_in - 1), weights
+
+    rows, cols = axis(img.shape[0]), axis(img.shape[1])
+    x = img.astype(np.int64)
+    across = x[:, cols[0]] * cols[2][:, 0, None] + x[:, cols[1]] * cols[2][:, 1, None]
+    down = across[rows[0]] * rows[2][:, 0, None, None] + across[rows[1]] * rows[2][:, 1, None, None]
+    return ((down + (1 << 21)) >> 22).astype(np.uint8)
+
+
+def published_frost(img, p, photo, top, left):
+    """The published frost with the photo (RGB, as cv2.imread and [..., [2, 1, 0]] give it) and the
+    crop corner it drew; the CIFAR-10-C recipe shrinks the photo to 0.2 first."""
+    image_weight, frost_weight, shrink = p
+    frost = cv2_resize_linear(photo, 0.2) if shrink != 1 else photo
+    h, w = img.shape[:2]
+    frost = frost[top : top + h, left : left + w]
+    return np.clip(image_weight * np.array(img) + frost_weight * frost, 0, 255)
+
+
+@pytest.mark.skipif(not (FROST / "frost1.png").is_file(), reason=f"the published frost photographs are not in {FROST}")
+@pytest.mark.parametrize("table,size,n", [("cifar", 32, 12), ("imagenet", 224, 3)])
+def test_frost_equals_the_published_one_given_the_same_photo_and_crop(table, size, n, monkeypatch):
+    from shiftbench.shifts import frost_photos
+
+    choices = []
+
+    def recorded(*args, **kwargs):
+        choices.append(crop_choices(*args, **kwargs))
+        return choices[-1]
+
+    crop_choices = frost_photos.crop_choices
+    monkeypatch.setattr(frost_photos, "crop_choices", recorded)
+    monkeypatch.setenv("SHIFTBENCH_DATA", str(SHARED_DATA))
+    photos = [np.asarray(Image.open(FROST / name).convert("RGB")) for name in frost_photos.PHOTOS]
+    data = fixed_images(n, size)
+    for severity in range(1, 6):
+        choices.clear()
+        p = CORRUPTIONS["frost"].param(severity, table, size)
+        ours = get_shift("frost").fn(data, seed=severity, severity=severity, table=table).images
+        pick, top, left = (torch.cat(c) for c in zip(*choices))
+        ref = torch.stack([
+            torch.from_numpy(np.uint8(published_frost(im.permute(1, 2, 0).numpy(), p, photos[pick[i]],
+                                                      int(top[i]), int(left[i]))))
+            for i, im in enumerate(data.images)
+        ]).permute(0, 3, 1, 2)
+        assert torch.equal(ours, ref), (table, severity)
