@@ -493,14 +493,37 @@ def test_defocus_kernel_and_fft_correlation_match_scipy():
         np.testing.assert_allclose(correlate2d(x, k)[:, 0].numpy(), ref, atol=1e-5)
 
 
-def test_defocus_kernels_hold_no_subnormal_taps():
+def test_defocus_kernels_hold_no_subnormal_taps_and_drop_only_rings_no_level_feels():
     from shiftbench.shifts.corruptions_blur import disk_kernel
+    from shiftbench.shifts.corruption import levels_to_uint8
+    from shiftbench.shifts.image_ops import correlate1d, correlate2d
 
-    # products with a subnormal tap are subnormal and slow the CPU convolution ~8x
+    def untrimmed(radius, alias):  # the blurred disk on its whole grid, every tap kept
+        half, size = (8, 3) if radius <= 8 else (int(radius), 5)
+        t = torch.arange(-half, half + 1, dtype=torch.float32)
+        disk = (t[:, None] ** 2 + t**2 <= radius**2).float()
+        taps = torch.exp(-(torch.arange(size, dtype=torch.float64) - size // 2) ** 2 / (2 * alias**2))
+        taps = (taps / taps.sum()).float()
+        return correlate1d(correlate1d(disk / disk.sum(), taps, -1, "mirror"), taps, -2, "mirror")
+
+    # products with a subnormal tap are subnormal and can slow the CPU convolution ~8x
     tiny = torch.finfo(torch.float32).tiny
-    for radius, alias in CORRUPTIONS["defocus_blur"].cifar + CORRUPTIONS["defocus_blur"].imagenet:
-        k = disk_kernel(radius, alias)
-        assert not ((k != 0) & (k.abs() < tiny)).any(), (radius, alias)
+    x = big_images(24, size=32).images.float() / 255
+    for table in ("cifar", "imagenet"):
+        for radius, alias in getattr(CORRUPTIONS["defocus_blur"], table):
+            k = disk_kernel(radius, alias)
+            assert not ((k != 0) & (k.abs() < tiny)).any(), (radius, alias)
+            full = untrimmed(radius, alias)
+            reach, half = k.shape[0] // 2, full.shape[0] // 2
+            kept = full[half - reach : half + reach + 1, half - reach : half + reach + 1]
+            assert torch.equal(k, kept.masked_fill(kept.abs() < tiny, 0.0))  # only outer rings dropped
+            assert full.double().sum() - kept.double().sum() < 2**-50
+            if table == "cifar":  # against the grid cut to its last nonzero ring (both correlations direct)
+                nonzero = int((full != 0).nonzero().sub(half).abs().max())
+                cut = full[half - nonzero : half + nonzero + 1, half - nonzero : half + nonzero + 1]
+                assert torch.equal(levels_to_uint8(correlate2d(x, k) * 255), levels_to_uint8(correlate2d(x, cut) * 255))
+    # severity 5's blurred disk has a second ring of 1e-23 taps: dropped, it is as small as severity 3's
+    assert disk_kernel(*CORRUPTIONS["defocus_blur"].cifar[4]).shape == disk_kernel(*CORRUPTIONS["defocus_blur"].cifar[2]).shape
 
 
 def test_motion_blur_kernel_is_a_one_sided_gaussian_line():
