@@ -36,7 +36,7 @@ def needs_frost_photos(name: str) -> None:
     if name == "frost" and not FROST_PHOTOS:
         pytest.skip(f"the published frost photographs are not in {SHARED_DATA / 'imagenet-c-frost'}")
 
-# REFERENCE.md section 4, severities 1 -> 5: (CIFAR-10-C table, ImageNet-C table).
+# The published generators' tables, severities 1 -> 5: (CIFAR-10-C table, ImageNet-C table).
 EXPECTED = {
     "gaussian_noise": ((.04, .06, .08, .09, .10), (.08, .12, .18, .26, .38)),
     "shot_noise": ((500, 250, 100, 75, 50), (60, 25, 12, 5, 3)),
@@ -74,7 +74,7 @@ EXPECTED = {
     "gaussian_blur": ((.4, .6, .7, .8, 1), (1, 2, 3, 4, 6)),
     "saturate": (((.3, 0), (.1, 0), (1.5, 0), (2, .1), (2.5, .2)),
                  ((.3, 0), (.1, 0), (2, 0), (5, .1), (20, .2))),
-    # REFERENCE.md has no spatter row: the originals' (loc, scale, sigma, threshold, intensity, mud)
+    # the originals' (loc, scale, sigma, threshold, intensity, mud)
     "spatter": (((.62, .1, .7, .7, .5, 0), (.65, .1, .8, .7, .5, 0), (.65, .3, 1, .69, .5, 0),
                  (.65, .1, .7, .69, .6, 1), (.65, .1, .5, .68, .6, 1)),
                 ((.65, .3, 4, .69, .6, 0), (.65, .3, 3, .68, .6, 0), (.65, .3, 2, .68, .5, 0),

@@ -1,9 +1,10 @@
 """How a pixel corruption becomes a registered covariate shift.
 
 A corruption is fn(x, param, generator) -> x' on float images in [0, 1] of shape
-(N, C, H, W), batched, on whatever device x lives on. Each is registered with two
-parameter tables (REFERENCE.md section 4): the CIFAR-10-C one for images of at
-most 64 px and the ImageNet-C one for larger images; `table` overrides the choice.
+(N, C, H, W), batched, on whatever device x lives on. Each is registered with the two
+parameter tables of the published generators (make_cifar_c.py, make_imagenet_c.py): the
+CIFAR-10-C one for images of at most 64 px and the ImageNet-C one for larger images;
+`table` overrides the choice.
 """
 
 from __future__ import annotations

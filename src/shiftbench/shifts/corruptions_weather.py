@@ -264,10 +264,10 @@ EMBOSS = ((-2.0, -1.0, 0.0), (-1.0, 1.0, 1.0), (0.0, 1.0, 2.0))
 def spatter(x, p, g):
     """Water drops (mode 0) or mud (mode 1) from a blurred, thresholded N(loc, scale) layer.
 
-    Parameters (loc, scale, sigma, threshold, intensity, mode) are the originals' (REFERENCE.md
-    lists no spatter row). Water follows the originals' recipe in torch: edges of the liquid
-    layer, distance to them capped at 20, 3x3 blur, histogram equalisation, emboss, 3x3 blur,
-    times the layer, normalised, times intensity, in pale turquoise. Departs in two details:
+    Parameters (loc, scale, sigma, threshold, intensity, mode) are the originals'. Water follows
+    the originals' recipe in torch: edges of the liquid layer, distance to them capped at 20,
+    3x3 blur, histogram equalisation, emboss, 3x3 blur, times the layer, normalised, times
+    intensity, in pale turquoise. Departs in two details:
     the edges are the liquid mask's inner boundary instead of cv2.Canny, and the distance is a
     3x3 chamfer distance instead of cv2's 5x5 mask. Mud: brown where the re-blurred mask >= 0.8.
     """
