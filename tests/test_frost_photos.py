@@ -45,7 +45,7 @@ def test_the_manifest_is_an_asset_with_the_six_photos_and_their_license():
     assert all(f.sha256 and f.url.startswith("https://github.com/hendrycks/robustness/raw/master/") for f in m.files)
 
 
-def test_a_dataset_manifest_still_needs_a_loader_and_an_asset_has_none(proj, capsys):
+def test_a_dataset_manifest_still_needs_a_loader_and_an_asset_has_none(proj):
     (proj / "data_manifests" / "noloader.yaml").write_text("name: noloader\nfiles: []\n")
     (proj / "data_manifests" / "assetloader.yaml").write_text("name: assetloader\nkind: asset\nloader: mnist\n")
     with pytest.raises(UserError, match="needs a loader"):
