@@ -200,6 +200,9 @@ BIT_EXACT = {"pixelate"}
 # agree within one level and exactly almost everywhere else.
 WITHIN_ONE_LEVEL = {"brightness", "contrast", "defocus_blur", "gaussian_blur", "jpeg_compression", "saturate",
                     "zoom_blur"}
+# brightness and saturate pin each pixel's max and min channel to the published level (hsv_levels):
+# only middle channels that are exactly a whole level differ (saturation x1.5, x2: every other one)
+LEAST_EQUAL = {"brightness": 0.97, "saturate": 0.95}
 
 
 @pytest.mark.parametrize("table,size,n", [("cifar", 32, 6), ("imagenet", 224, 2)])
@@ -211,7 +214,8 @@ def test_deterministic_corruptions_equal_the_published_formula(name, table, size
             assert largest == 0, (severity, largest)
         else:
             # rounding instead of truncating would make about half the values one level brighter
-            assert largest <= 1 and abs(bias) < 0.25 and equal > 0.8, (severity, largest, bias, equal)
+            assert largest <= 1 and abs(bias) < 0.25 and equal > LEAST_EQUAL.get(name, 0.8), \
+                (severity, largest, bias, equal)
 
 
 # ----------------------------------------------------------------------------- glass blur, same offsets

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from .corruption import levels_to_uint8, on_uint8, register_corruption
 from .frost_photos import frost_crops
+from .hsv_levels import pinned_channels
 from .image_ops import (bicubic_upsample, box3, colour, correlate3x3, gaussian_filter, grey, motion_blur,
                         next_power_of_two, plasma_fractal, small_gaussian_filter, uniform, zoom_centre_crop,
                         zoom_crop_size)
@@ -196,13 +197,9 @@ def brightness(x, c, g):
 
 @on_uint8("brightness")
 def brightness_uint8(images, c, g):
-    v = images.amax(1, keepdim=True).to(torch.float32)
-    v_new = v.add(255 * c).clamp_(0, 255)
-    # pixels with V = 0 become grey V' in every channel; V is a whole number, so 1 - min(V, 1)
-    # marks them (arithmetic: masked_fill and compares are not vectorised)
-    black = v.clamp_max(1).neg_().add_(1).mul_(v_new)
-    scale = v_new.div_(v.clamp_min_(1))
-    return levels_to_uint8(images.to(torch.float32).mul_(scale).add_(black))
+    """Each pixel's max and min channel at the published HSV round trip's exact level
+    (hsv_levels), the middle one between them: V' / V scales all three in exact arithmetic."""
+    return levels_to_uint8(pinned_channels(images, "brightness", c))
 
 
 def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
