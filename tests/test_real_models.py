@@ -29,19 +29,22 @@ from shiftbench.run.workspace import Workspace
 SHARED = REPO.parent / "shared"
 JPEG = SHARED / "data" / "cifar10-jpeg"
 WEIGHTS = SHARED / "models" / "cifar10-resnet20" / "resnet20-12fca82f.th"
+FROST = SHARED / "data" / "imagenet-c-frost"
 SHA256 = "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8"
 C15 = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
        "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression"]
 
-pytestmark = pytest.mark.skipif(not (JPEG.is_dir() and WEIGHTS.is_file()),
-                                reason="needs ../shared/data/cifar10-jpeg and ../shared/models/cifar10-resnet20")
+pytestmark = pytest.mark.skipif(not (JPEG.is_dir() and WEIGHTS.is_file() and FROST.is_dir()),
+                                reason="needs ../shared/data/cifar10-jpeg, ../shared/data/imagenet-c-frost "
+                                       "and ../shared/models/cifar10-resnet20")
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    """A project with the shipped benchmarks and manifests; a data root holding cifar10-jpeg/ and
-    cifar10-resnet20/ (the weights copied in as `shiftbench data fetch` would leave them)."""
+    """A project with the shipped benchmarks and manifests; a data root holding cifar10-jpeg/,
+    imagenet-c-frost/ (the frost corruption's photographs) and cifar10-resnet20/ (the weights
+    copied in as `shiftbench data fetch` would leave them)."""
     mp = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("real")
     root = make_project(tmp / "proj", {})
@@ -50,6 +53,7 @@ def real(tmp_path_factory):
     data = tmp / "data"
     (data / "cifar10-resnet20").mkdir(parents=True)
     (data / "cifar10-jpeg").symlink_to(JPEG)
+    (data / "imagenet-c-frost").symlink_to(FROST)
     shutil.copy(WEIGHTS, data / "cifar10-resnet20" / WEIGHTS.name)
     mp.chdir(root)
     mp.setenv("SHIFTBENCH_DATA", str(data))

@@ -53,7 +53,8 @@ def require_data(manifest: Manifest, data_dir: str | Path | None = None) -> Path
         where = dataset_dir(manifest, data_dir) / (manifest.root or "")
         how = (f"run `shiftbench data fetch {manifest.name}`" if any(f.url for f in manifest.files)
                else "put the files there")
-        raise UserError(f"dataset '{manifest.name}' is not on disk (looked for {where}); {how}, "
+        what = {"data": "dataset", "model": "model weights", "asset": "asset"}[manifest.kind]
+        raise UserError(f"{what} '{manifest.name}' is not on disk (looked for {where}); {how}, "
                         f"or point --data-dir / ${DATA_ENV} at a local copy")
     return found
 

@@ -1,9 +1,11 @@
-"""Manifests (data_manifests/NAME.yaml): where a dataset or a set of model weights comes from, with sha256 of each file.
+"""Manifests (data_manifests/NAME.yaml): where a dataset, a set of model weights or an asset comes from, with
+sha256 of each file.
 
 `kind: data` (the default) names a loader that turns the files into splits; `kind: model`
 describes published weights in a `model:` section (architecture, preprocessing, published
-accuracy), read by models/manifest.py. Both are fetched and verified by the same code
-(data/fetch.py) into ROOT/NAME.
+accuracy), read by models/manifest.py; `kind: asset` lists files a shift reads (the frost
+photographs), with no loader. All are fetched and verified by the same code (data/fetch.py)
+into ROOT/NAME.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class ManifestFile(BaseModel):
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    kind: Literal["data", "model"] = "data"
+    kind: Literal["data", "model", "asset"] = Field(
+        "data", description="data: a loader builds splits from the files; model: published weights; "
+                            "asset: files a shift reads (no loader)")
     loader: str | None = Field(None, description="registered loader that builds the splits (kind: data)")
     description: str = ""
     license: str = ""
@@ -61,9 +65,11 @@ class Manifest(BaseModel):
             raise ValueError("a data manifest needs 'loader' (or 'kind: model' with a 'model' section)")
         if self.kind == "model" and self.model is None:
             raise ValueError("a model manifest needs a 'model' section (arch, preprocessing, ...)")
-        if self.kind == "model" and self.loader:
-            raise ValueError("a model manifest has no loader")
+        if self.kind in ("model", "asset") and self.loader:
+            raise ValueError(f"a{'n' if self.kind == 'asset' else ''} {self.kind} manifest has no loader "
+                             "(no splits are built from it)")
         return self
+
     _source: str | None = PrivateAttr(None)
 
     @property

@@ -1,9 +1,10 @@
 """How a pixel corruption becomes a registered covariate shift.
 
 A corruption is fn(x, param, generator) -> x' on float images in [0, 1] of shape
-(N, C, H, W), batched, on whatever device x lives on. Each is registered with two
-parameter tables (REFERENCE.md section 4): the CIFAR-10-C one for images of at
-most 64 px and the ImageNet-C one for larger images; `table` overrides the choice.
+(N, C, H, W), batched, on whatever device x lives on. Each is registered with the two
+parameter tables of the published generators (make_cifar_c.py, make_imagenet_c.py): the
+CIFAR-10-C one for images of at most 64 px and the ImageNet-C one for larger images;
+`table` overrides the choice.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def register_corruption(name: str, *, cifar: tuple, imagenet: tuple, blocked: bo
 def on_uint8(name: str):
     """Decorator registering fn(images uint8, param, generator) -> uint8 as the 8-bit version of
     corruption `name`: the same corruption computed straight on 8-bit values, whose output has
-    the same distribution as the float version followed by rounding. Registered shifts use it."""
+    the same distribution as the float version followed by truncation. Registered shifts use it."""
 
     def wrap(fn):
         CORRUPTIONS[name].uint8_fn = fn
@@ -144,11 +145,12 @@ def on_uint8(name: str):
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats (clipped) to 0..255, rounding half up."""
+    """[0, 1] floats (clipped) to 0..255, truncated as the published generators' np.uint8."""
     return levels_to_uint8(x.mul(255))
 
 
 def levels_to_uint8(y: torch.Tensor) -> torch.Tensor:
-    """Floats on the 0..255 scale (clipped) to 8 bits, rounding half up; overwrites y."""
+    """Floats on the 0..255 scale (clipped) to 8 bits, truncated (np.uint8 of the published
+    generators: 254.9 becomes 254); overwrites y."""
     # through int32: torch's direct float -> uint8 conversion is not vectorised (4x slower)
-    return y.add_(0.5).clamp_(0, 255).to(torch.int32).to(torch.uint8)
+    return y.clamp_(0, 255).to(torch.int32).to(torch.uint8)

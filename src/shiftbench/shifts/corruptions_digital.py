@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .corruption import THREADED_BLOCK, levels_to_uint8, on_uint8, register_corruption, to_uint8
+from .hsv_levels import pinned_channels
 from .image_ops import LUMA, gaussian_filter, pil_box_resize, pil_box_resize_uint8
 
 
@@ -127,10 +128,13 @@ def saturate(x, p, g):
 
 @on_uint8("saturate")
 def saturate_uint8(images, p, g):
-    """saturate on 0..255 values, without a per-value select: every channel is
-    V - (V - channel) * S'/S, which leaves grey pixels at V, and grey pixels then lose
-    V * S' (S' = the clipped shift) in the channels other than red."""
+    """saturate on 0..255 values, without a per-value select. RGB: each pixel's max and min
+    channel at the published HSV round trip's exact level (hsv_levels), the middle one between
+    them. One channel: grey V - (V - channel) * S'/S = V loses V * S' (S' = the clipped
+    shift) times the non-red share of the luma."""
     scale, shift = p
+    if images.shape[1] == 3:
+        return levels_to_uint8(pinned_channels(images, "saturate", scale, shift))
     v = images.amax(1, keepdim=True).to(torch.float32)
     low = images.amin(1, keepdim=True).to(torch.float32)
     spread = v - low

@@ -44,13 +44,13 @@ def shot_noise(x, c, g):
 
 @functools.lru_cache(maxsize=16)
 def shot_noise_levels(c: float) -> torch.Tensor:
-    """P[i, j]: probability that shot noise turns 8-bit level i into level j, computed as the
-    float version does (rate (i / 255) * c in float32, Poisson count / c rounded to 8 bits).
-    Counts of c or more all come out as 255, so the Poisson mass beyond c goes there."""
-    rate = (torch.arange(256, dtype=torch.float32) * (1 / 255) * c).double()[:, None]
+    """P[i, j]: probability that shot noise turns 8-bit level i into level j, computed in
+    float64 as the published generators do (rate (i / 255) * c, Poisson count / c truncated to
+    8 bits). Counts of c or more all come out as 255, so the Poisson mass beyond c goes there."""
+    rate = (torch.arange(256, dtype=torch.float64) / 255 * c)[:, None]
     k = torch.arange(int(c) + 2, dtype=torch.float64)
     pmf = torch.exp(torch.xlogy(k, rate) - rate - torch.lgamma(k + 1))
-    level = to_uint8(k.float() / c).long()
+    level = to_uint8(k / c).long()
     probs = torch.zeros(256, 256, dtype=torch.float64).index_add_(1, level, pmf)
     probs[:, 255] += (1 - pmf.sum(1)).clamp_min(0)
     return probs

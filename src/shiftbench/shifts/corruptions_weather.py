@@ -1,28 +1,19 @@
-"""Weather corruptions (CIFAR-10-C / ImageNet-C): snow, frost, fog, brightness, spatter."""
+"""Weather corruptions (CIFAR-10-C / ImageNet-C): snow, frost (and a generated frost), fog, brightness, spatter."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
 from .corruption import levels_to_uint8, on_uint8, register_corruption
-from .image_ops import (
-    bicubic_upsample,
-    box3,
-    colour,
-    correlate3x3,
-    gaussian_filter,
-    grey,
-    motion_blur,
-    next_power_of_two,
-    plasma_fractal,
-    small_gaussian_filter,
-    uniform,
-    zoom_centre_crop,
-    zoom_crop_size,
-)
+from .frost_photos import frost_crops
+from .hsv_levels import pinned_channels
+from .image_ops import (bicubic_upsample, box3, colour, correlate3x3, gaussian_filter, grey, motion_blur,
+                        next_power_of_two, plasma_fractal, small_gaussian_filter, uniform, zoom_centre_crop,
+                        zoom_crop_size)
 
 
 @register_corruption(
@@ -56,6 +47,51 @@ def snow(x, p, g):
     return x + flakes + flakes.flip(-1, -2)
 
 
+@register_corruption(
+    "frost",
+    # (image weight, frost weight, shrink of the photos before cropping): the CIFAR-10-C recipe
+    # shrinks them to 0.2, the ImageNet-C recipe crops them as they are
+    cifar=((1, 0.2, 0.2), (1, 0.3, 0.2), (0.9, 0.4, 0.2), (0.85, 0.4, 0.2), (0.75, 0.45, 0.2)),
+    imagenet=((1, 0.4, 1), (0.8, 0.6, 1), (0.7, 0.7, 1), (0.65, 0.7, 1), (0.6, 0.75, 1)),
+)
+def frost(x, p, g):
+    """image_weight * x + frost_weight * a random crop of a published frost photograph.
+
+    As the published generators (frost_photos.frost_crops): one of their first five frost
+    photos per image, shrunk to 0.2 for the CIFAR-10-C table, a random crop of the image's
+    size. Needs the photos on disk (`shiftbench data fetch imagenet-c-frost`); without them it
+    stops with an error, it never falls back to frost_generated.
+    """
+    image_weight, frost_weight, scale = p
+    n, c, h, w = x.shape
+    layer = frost_crops(n, h, w, scale, g, x.device).to(x.dtype) / 255
+    layer = grey(layer) if c == 1 else layer
+    return torch.add(x * image_weight, layer, alpha=frost_weight)
+
+
+@on_uint8("frost")
+def frost_uint8(images, p, g):
+    """The published float64 blend, truncated, read from a table of every (pixel, frost) pair of levels."""
+    image_weight, frost_weight, scale = p
+    n, c, h, w = images.shape
+    layer = frost_crops(n, h, w, scale, g, images.device)
+    if c == 1:
+        out = grey(layer.to(torch.float64)).mul_(frost_weight).add_(images.to(torch.float64) * image_weight)
+        return levels_to_uint8(out)
+    table = _blend_levels(float(image_weight), float(frost_weight)).to(images.device)
+    pairs = images.to(torch.int32).mul_(256).add_(layer)
+    return table.index_select(0, pairs.view(-1)).view(images.shape)
+
+
+@functools.lru_cache(maxsize=16)
+def _blend_levels(image_weight: float, frost_weight: float) -> torch.Tensor:
+    """uint8 (256 * 256,): np.uint8(np.clip(image_weight * x + frost_weight * frost, 0, 255)) at
+    x * 256 + frost, in float64 as the published code (float32 would truncate ~1% of pairs differently)."""
+    levels = torch.arange(256, dtype=torch.float64)
+    out = (levels[:, None] * image_weight) + (levels[None, :] * frost_weight)
+    return out.clamp_(0, 255).to(torch.uint8).view(-1)
+
+
 FROST_TINT = (0.86, 0.93, 1.0)
 
 
@@ -77,16 +113,17 @@ def _frost_grey(n: int, h: int, w: int, g: torch.Generator, device) -> torch.Ten
 
 
 @register_corruption(
-    "frost",
+    "frost_generated",
     cifar=((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)),
     imagenet=((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)),
 )
-def frost(x, p, g):
-    """image_weight * x + frost_weight * frost layer.
+def frost_generated(x, p, g):
+    """image_weight * x + frost_weight * a procedural frost texture (no files needed).
 
-    Departs from the originals: they overlay random crops of six frost photographs, which
-    cannot be downloaded here; we overlay a procedural frost texture (_frost_grey), drawn
-    per image, at a scale proportional to the image size.
+    Not the published frost: a texture of ridged value noise (_frost_grey) drawn per image at a
+    scale proportional to the image size, rescaled to [0.2, 1], pale blue, with the published
+    weights. It brightens images about half as much as the published photographs, so
+    accuracies under it are not comparable with published frost numbers.
     """
     image_weight, frost_weight = p
     n, c, h, w = x.shape
@@ -94,8 +131,8 @@ def frost(x, p, g):
     return torch.addcmul(x * image_weight, layer, colour(FROST_TINT, c, x.device))
 
 
-@on_uint8("frost")
-def frost_uint8(images, p, g):
+@on_uint8("frost_generated")
+def frost_generated_uint8(images, p, g):
     # the float version on 0..255 values: one fresh tensor, no round trip
     image_weight, frost_weight = p
     n, c, h, w = images.shape
@@ -160,13 +197,9 @@ def brightness(x, c, g):
 
 @on_uint8("brightness")
 def brightness_uint8(images, c, g):
-    v = images.amax(1, keepdim=True).to(torch.float32)
-    v_new = v.add(255 * c).clamp_(0, 255)
-    # pixels with V = 0 become grey V' in every channel; V is a whole number, so 1 - min(V, 1)
-    # marks them (arithmetic: masked_fill and compares are not vectorised)
-    black = v.clamp_max(1).neg_().add_(1).mul_(v_new)
-    scale = v_new.div_(v.clamp_min_(1))
-    return levels_to_uint8(images.to(torch.float32).mul_(scale).add_(black))
+    """Each pixel's max and min channel at the published HSV round trip's exact level
+    (hsv_levels), the middle one between them: V' / V scales all three in exact arithmetic."""
+    return levels_to_uint8(pinned_channels(images, "brightness", c))
 
 
 def _inner_boundary(mask: torch.Tensor) -> torch.Tensor:
@@ -228,10 +261,10 @@ EMBOSS = ((-2.0, -1.0, 0.0), (-1.0, 1.0, 1.0), (0.0, 1.0, 2.0))
 def spatter(x, p, g):
     """Water drops (mode 0) or mud (mode 1) from a blurred, thresholded N(loc, scale) layer.
 
-    Parameters (loc, scale, sigma, threshold, intensity, mode) are the originals' (REFERENCE.md
-    lists no spatter row). Water follows the originals' recipe in torch: edges of the liquid
-    layer, distance to them capped at 20, 3x3 blur, histogram equalisation, emboss, 3x3 blur,
-    times the layer, normalised, times intensity, in pale turquoise. Departs in two details:
+    Parameters (loc, scale, sigma, threshold, intensity, mode) are the originals'. Water follows
+    the originals' recipe in torch: edges of the liquid layer, distance to them capped at 20,
+    3x3 blur, histogram equalisation, emboss, 3x3 blur, times the layer, normalised, times
+    intensity, in pale turquoise. Departs in two details:
     the edges are the liquid mask's inner boundary instead of cv2.Canny, and the distance is a
     3x3 chamfer distance instead of cv2's 5x5 mask. Mud: brown where the re-blurred mask >= 0.8.
     """

@@ -63,11 +63,11 @@ def correlate1d(x: torch.Tensor, taps: torch.Tensor, dim: int, mode: str) -> tor
 
 
 def gaussian_taps(sigma: float, truncate: float = 4.0, device=None) -> torch.Tensor:
-    """SciPy's kernel: radius int(truncate * sigma + 0.5), normalised."""
+    """SciPy's kernel, computed as SciPy does (float64): radius int(truncate * sigma + 0.5), normalised."""
     r = int(truncate * sigma + 0.5)
     t = torch.arange(-r, r + 1, dtype=torch.float64, device=device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (k / k.sum()).float()
+    k = torch.exp(-0.5 / (sigma * sigma) * t**2)
+    return k / k.sum()
 
 
 @functools.lru_cache(maxsize=128)
@@ -82,7 +82,7 @@ BAND_TILE = 32  # outputs per row of the banded product: small enough to skip mo
 def gaussian_band(sigma: float, truncate: float, tile: int = BAND_TILE) -> torch.Tensor:
     """(tile + 2r, tile) band B of the filter matrix: (window @ B)[i] = sum_k taps[k] * window[i + k]."""
     taps = gaussian_taps(sigma, truncate)
-    b = torch.zeros(tile + len(taps) - 1, tile)
+    b = torch.zeros(tile + len(taps) - 1, tile, dtype=taps.dtype)
     for i in range(tile):
         b[i : i + len(taps), i] = taps
     return b
@@ -132,7 +132,7 @@ def correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> 
     y = x.reshape(-1, 1, h, w)
     y = y.index_select(-2, boundary_index(h, kh // 2, kh // 2, mode, x.device))
     y = y.index_select(-1, boundary_index(w, kw // 2, kw // 2, mode, x.device))
-    if kh * kw <= 49:
+    if kh * kw <= 25:  # a 1-channel 7 x 7 convolution was already slower than the FFT, at 32 and 224 px
         return F.conv2d(y, kernel.to(x).view(1, 1, kh, kw)).view_as(x)
     # large kernels: circular cross-correlation by FFT on the padded image; the first h x w
     # outputs never wrap around, so they equal the direct correlation
@@ -291,8 +291,8 @@ def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.
     2*delta*h + w batched steps instead of h*w Python steps. `offsets` (iterations, n, steps, 2)
     as (dy, dx) in the sequential visiting order replaces the random draw (for tests).
     """
-    hs = torch.arange(h - delta, delta, -1)
-    ws = torch.arange(w - delta, delta, -1)
+    hs = torch.tensor(range(h - delta, delta, -1), dtype=torch.int64)
+    ws = torch.tensor(range(w - delta, delta, -1), dtype=torch.int64)
     perm = torch.arange(h * w, device=device).expand(n, -1).contiguous()
     if len(hs) == 0 or len(ws) == 0:
         return perm
@@ -319,6 +319,53 @@ def local_shuffle(n: int, h: int, w: int, delta: int, iterations: int, g: torch.
     return perm
 
 
+def sweep_offsets(n: int, steps: int, delta: int, g: torch.Generator | None, device) -> torch.Tensor:
+    """One glass-blur sweep's random offsets (n, steps, 2) as (dx, dy) in [-delta, delta), in
+    the order the published loop draws them (np.random.randint(-delta, delta, size=(2,)))."""
+    return torch.randint(-delta, delta, (n, steps, 2), generator=g, device=device)
+
+
+def local_copy_sweeps(n: int, h: int, w: int, delta: int, iterations: int, g: torch.Generator | None, device,
+                      offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """The published glass-blur pixel moves as an index map (n, h*w): out.flat[j] = in.flat[src[j]].
+
+    The published loop visits (row, col) for row in range(h - delta, delta, -1), col likewise,
+    and runs `x[r, c], x[r', c'] = x[r', c'], x[r, c]` with (r', c') = (r + dy, c + dx). On a
+    NumPy array the right-hand items are views, so this copies x[r', c'] into x[r, c] and leaves
+    x[r', c'] as it was: no swap. Each pixel is written at most once per sweep, so pixel p ends
+    with the value (r', c') holds when p is visited: the sweep's input value, unless (r', c') was
+    written earlier in the sweep, and then whatever that earlier step copied. Those references
+    form chains towards earlier steps; they are followed by pointer doubling (a few batched
+    gathers) instead of one Python step per pixel. `offsets` (iterations, n, steps, 2) as
+    (dx, dy) in visiting order replaces the random draw (for tests).
+    """
+    src = torch.arange(h * w, device=device).expand(n, -1).contiguous()
+    rows = torch.tensor(range(h - delta, delta, -1), dtype=torch.int64, device=device)
+    cols = torch.tensor(range(w - delta, delta, -1), dtype=torch.int64, device=device)
+    pos = (rows[:, None] * w + cols).flatten()  # row-major = the visiting order
+    steps = len(pos)
+    if steps == 0:
+        return src
+    step = torch.arange(steps, device=device)
+    rank = torch.full((h * w,), steps, device=device)  # when each pixel is written; never: `steps`
+    rank[pos] = step
+    for it in range(iterations):
+        d = sweep_offsets(n, steps, delta, g, device) if offsets is None else offsets[it].to(device)
+        target = pos + d[..., 1] * w + d[..., 0]
+        reads = src.new_empty(n, h * w).copy_(torch.arange(h * w, device=device))
+        follow = reads.clone()
+        reads[:, pos] = target  # the pixel each step reads
+        # a target written earlier in the sweep holds what that step copied: follow it
+        follow[:, pos] = torch.where(rank[target] < step, target, pos)
+        while True:
+            further = follow.gather(1, follow)
+            if torch.equal(further, follow):
+                break
+            follow = further
+        src = src.gather(1, reads.gather(1, follow))
+    return src
+
+
 # ----------------------------------------------------------------------------- colour
 
 def grey(x: torch.Tensor) -> torch.Tensor:
@@ -340,7 +387,7 @@ def colour(rgb: tuple[float, float, float], channels: int, device) -> torch.Tens
 def small_gaussian_filter(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
     """gaussian_filter with mode 'nearest' for kernels of a few taps, as shifted-slice sums on
     an edge-padded copy: a handful of passes instead of two dense (side x side) products."""
-    taps = gaussian_taps(sigma, truncate).tolist()
+    taps = gaussian_taps(sigma, truncate).float().tolist()
     r = len(taps) // 2
     h, w = x.shape[-2:]
     padded = F.pad(x.reshape(-1, 1, h, w), (r, r, r, r), mode="replicate")
