@@ -80,6 +80,7 @@ class DeYO(Method):
         self.generator = torch.Generator().manual_seed(seed_from("deyo", source.seed))
         self._initial = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
                          self.generator.get_state())
+        self.seen = self.updated_on = 0  # diagnostics for the cell record, over the whole stream
 
     def reset(self):
         self.model.load_state_dict(self._initial[0])
@@ -96,6 +97,7 @@ class DeYO(Method):
             logits = self.model(x)
             self.optimizer.zero_grad(set_to_none=True)
             ent = entropy(logits)
+            self.seen += len(ent)
             first = torch.ones_like(ent, dtype=torch.bool) if self.filter_below is None else ent < self.filter_below
             if not first.any():
                 return logits.detach()
@@ -109,6 +111,7 @@ class DeYO(Method):
             if not second.any():
                 return logits.detach()
             ent, plpd = ent[second], plpd[second]
+            self.updated_on += len(ent)
             if self.reweight_entropy or self.reweight_plpd:
                 coeff = (float(self.reweight_entropy) * (1 / torch.exp(ent.detach() - self.e0))
                          + float(self.reweight_plpd) * (1 / torch.exp(-1.0 * plpd)))
@@ -117,3 +120,6 @@ class DeYO(Method):
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return logits.detach()
+
+    def describe(self):
+        return {"samples_seen": self.seen, "samples_in_updates": self.updated_on}

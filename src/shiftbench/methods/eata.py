@@ -108,6 +108,7 @@ class EATA(Method):
             self.fisher = [f.to(p.device) for f, p in zip(fisher, self.params)]
         self._initial = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict())
         self.mean_probs = None
+        self.seen = self.updated_on = 0  # diagnostics for the cell record, over the whole stream
 
     def reset(self):
         self.model.load_state_dict(self._initial[0])
@@ -132,6 +133,8 @@ class EATA(Method):
                 keep &= cos.abs() < self.redundancy_margin
             self._update_mean_probs(probs[keep])
             selected = ent[keep]
+            self.seen += len(ent)
+            self.updated_on += len(selected)
             if self.reweight:
                 selected = selected * (1 / torch.exp(selected.detach() - self.e0))
             if selected.numel():
@@ -143,6 +146,9 @@ class EATA(Method):
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return logits.detach()
+
+    def describe(self):
+        return {"samples_seen": self.seen, "samples_in_updates": self.updated_on}
 
     def _update_mean_probs(self, probs: torch.Tensor) -> None:
         if not len(probs):

@@ -76,7 +76,7 @@ class SAR(Method):
         self.recover_below = self.recovery_threshold * scale
         self._initial = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict())
         self.average = None
-        self.recoveries = 0
+        self.recoveries = self.seen = self.updated_on = 0  # diagnostics for the cell record, over the whole stream
 
     def reset(self):
         self.model.load_state_dict(self._initial[0])
@@ -103,6 +103,8 @@ class SAR(Method):
             ent[first].mean(0).backward()
             self._ascend()
             second = self._reliable(entropy(self.model(x))[first])
+            self.seen += len(ent)
+            self.updated_on += len(second)
             loss = second.mean(0)
             if not math.isnan(loss.item()):
                 value = loss.item()
@@ -131,4 +133,4 @@ class SAR(Method):
         self.optimizer.zero_grad(set_to_none=True)
 
     def describe(self):
-        return {"recoveries": self.recoveries}
+        return {"recoveries": self.recoveries, "samples_seen": self.seen, "samples_in_updates": self.updated_on}
