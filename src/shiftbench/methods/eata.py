@@ -95,7 +95,7 @@ class EATA(Method):
         for p in self.params:
             p.requires_grad_(True)
         self.optimizer = build_optimizer(self.params, self.optimizer_name, self.lr, self.momentum)
-        # without a filter the margin only sets the weights; entropy never exceeds ln K
+        # E0 also sets the weights; with the entropy filter off they use E0 = ln K, the largest entropy
         self.e0 = (self.entropy_margin if self.entropy_margin is not None else 1.0) * math.log(source.num_classes)
         self.anchor = [p.detach().clone() for p in self.params]
         self.fisher = None

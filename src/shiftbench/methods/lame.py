@@ -13,9 +13,10 @@ Affinity W: "knn" (default) w_ij = 1 when j is one of the `knn` (5) nearest neig
 (not symmetrised, as in the official code); "rbf" exp(-|f_i - f_j|^2 / (2 sigma^2)) with sigma
 the batch mean of the distance to the knn-th nearest point counting the point itself (the
 official default; its `sigma` setting is never read); "linear" f_i . f_j. We default to kNN:
-on the ResNet-20's 64-d features the RBF matrix is dense (every weight near 1), the pairwise
-term then outweighs the unary one and every batch collapses to one class. knn = 0 gives W = 0,
-and LAME returns the source model's probabilities (the law test).
+on the ResNet-20's 64-d features the RBF matrix is dense (median weight 0.2, so each image's
+200 weights in a batch add up to tens), the pairwise term outweighs the unary one and each
+batch collapses to one or two classes. knn = 0 gives W = 0, and LAME returns the source
+model's probabilities (the law test).
 """
 
 from __future__ import annotations
