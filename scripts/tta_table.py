@@ -1,7 +1,7 @@
 """Mean error over the 15 corruptions at severity 5 for every test-time adaptation method, reset and continual.
 
     PYTHONPATH=src python scripts/tta_table.py --data DIR --checkpoint FILE [--n 2000] [--batch 200] \
-        [--rows tent eata ...] [--results tta_results.json] [--threads 1] [--memo-n 2000]
+        [--rows tent eata ...] [--results tta_results.json] [--threads 1] [--slow-n 500]
 
 DIR holds CIFAR-10 as image folders (`test/<class>/*.jpg`, `train/<class>/*.jpg`); FILE is a
 CIFAR ResNet-20 checkpoint in akamaster's format (loads into `cifar_resnet`, depth 20).
@@ -9,8 +9,8 @@ Target data: a seeded, class-stratified, shuffled subset of --n test images, cor
 shiftbench's own generators at severity 5 (each corruption seeded from its name). Source data
 (EATA's Fisher): a stratified 2,000 of the train folder. Protocols: `reset` resets the method at
 the start of every corruption (per_scenario over the 15 segments), `continual` never does (the 15
-in a row). MEMO resets itself per image, so it runs once and fills both columns; --memo-n runs it
-on the first images of each corruption only (it costs about 100 source passes per image).
+in a row). MEMO resets itself per image, so it runs once and fills both columns; --slow-n runs MEMO and
+CoTTA on the first images of each corruption only (each costs tens of source passes per image).
 
 Every (row, protocol) result is stored in --results as soon as it exists, so an interrupted run
 resumes where it stopped (--force recomputes). The printed table: mean error per protocol, the
@@ -66,6 +66,7 @@ ROWS = [
     ("unmix_tns", "unmix_tns", {}),
 ]
 EPISODIC_BY_NATURE = {"memo"}
+SLOW = {"memo", "cotta"}  # tens of passes per image: --slow-n images per corruption
 
 # forward (F) and backward (B) passes per test image, from the code (memo: per view, 32 views)
 PASSES = {
@@ -177,7 +178,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--memo-n", type=int, default=None, help="images per corruption for memo (default --n)")
+    ap.add_argument("--slow-n", type=int, default=None,
+                    help="images per corruption for the slow rows, memo and cotta (default --n)")
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--rows", nargs="+", default=None, help="row labels to compute (default all)")
     ap.add_argument("--protocols", nargs="+", default=["reset", "continual"], choices=["reset", "continual"])
@@ -212,8 +214,8 @@ def main() -> None:
                 results[key] = {**results[f"{label}|reset"], "note": "same run: the method resets itself per image"}
             else:
                 segs = segments
-                if name in EPISODIC_BY_NATURE and args.memo_n:
-                    segs = [s.subset(torch.arange(args.memo_n)) for s in segments]
+                if name in SLOW and args.slow_n:
+                    segs = [s.subset(torch.arange(args.slow_n)) for s in segments]
                 results[key] = {**evaluate(name, params, protocol, model, source, segs, args.batch, device),
                                 "method": name, "params": params, "n": len(segs[0]), "batch": args.batch,
                                 "commit": git_commit(), "threads": args.threads, "device": str(device)}
