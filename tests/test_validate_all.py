@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import types
 import typing
+from typing import Annotated, Literal
 
 import pytest
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
+from pydantic import Field
 from pydantic.fields import FieldInfo
 
 from shiftbench.cli import main
-from shiftbench.core.params import params_model
+from shiftbench.core.params import describe_params, params_model
 from shiftbench.data.registry import LOAD_ARGS, LOADERS
 from shiftbench.methods import METHODS
 from shiftbench.models.architectures.registry import ARCHITECTURES, BUILD_ARGS
@@ -209,3 +211,12 @@ def test_a_bad_benchmark_batch_size_is_rejected(walk_project, monkeypatch, capsy
     assert main(["validate", str(sub)]) == 2
     err = capsys.readouterr().err
     assert "bs0.yaml" in err and "batch_size" in err
+
+
+def test_listed_parameter_types_are_what_a_user_writes():
+    def fn(x, *, margin: Annotated[float, Field(ge=0)] | None = 0.5, k: int = 3,
+           opt: Literal["adam", "sgd"] = "sgd", base_params: dict | None = None):
+        return x
+
+    assert describe_params(fn, skip=("x",)) == {"margin": "float|None = 0.5", "k": "int = 3", "opt": "adam|sgd = 'sgd'",
+                                   "base_params": "dict|None = None"}

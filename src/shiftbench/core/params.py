@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import reprlib
+import types
 import typing
 from functools import lru_cache
 from typing import Any, Callable
@@ -53,12 +54,21 @@ def describe_params(fn: Callable, skip: tuple[str, ...] = SKIP) -> dict[str, str
     """name -> 'type = default' for --help style listings."""
     out = {}
     for name, f in params_model(fn, skip).model_fields.items():
-        if typing.get_origin(f.annotation) is typing.Literal:
-            ann = "|".join(str(a) for a in typing.get_args(f.annotation))
-        else:
-            ann = getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", "")
+        ann = type_name(f.annotation)
         out[name] = f"{ann} = {f.default!r}" if not f.is_required() else f"{ann} (required)"
     return out
+
+
+def type_name(annotation: Any) -> str:
+    """'float|None', 'adam|sgd', 'int': what a user may write, not typing's repr ('Optional')."""
+    if typing.get_origin(annotation) is typing.Annotated:  # a bounded number: Annotated[float, Field(ge=0)]
+        return type_name(typing.get_args(annotation)[0])
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return "|".join(str(a) for a in args)
+    if args and typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return "|".join("None" if a is type(None) else type_name(a) for a in args)
+    return getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
 
 
 def validate_params(fn: Callable, params: dict[str, Any] | None, *, source: str | None = None, what: str = "",
