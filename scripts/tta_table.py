@@ -1,4 +1,4 @@
-"""Mean error over the 15 corruptions at severity 5 for every test-time adaptation method, reset and continual.
+"""Mean error over the 15 corruptions at severity 5 for every test-time adaptation method and protocol.
 
     PYTHONPATH=src python scripts/tta_table.py --data DIR --checkpoint FILE [--n 2000] [--batch 200] \
         [--rows tent eata ...] [--results tta_results.json] [--threads 1] [--slow-n 500]
@@ -9,8 +9,11 @@ Target data: a seeded, class-stratified, shuffled subset of --n test images, cor
 shiftbench's own generators at severity 5 (each corruption seeded from its name). Source data
 (EATA's Fisher): a stratified 2,000 of the train folder. Protocols: `reset` resets the method at
 the start of every corruption (per_scenario over the 15 segments), `continual` never does (the 15
-in a row). MEMO resets itself per image, so it runs once and fills both columns; --slow-n runs MEMO and
-CoTTA on the first images of each corruption only (each costs tens of source passes per image).
+in a row), `mixed` shuffles the 15 into one stream, `noniid` plays the 15 in a row, each in a
+label-correlated order (Dirichlet concentration 0.1, RoTTA's setting); the last three never reset.
+MEMO resets itself per image, so it runs once and fills every column; --slow-n runs MEMO and
+CoTTA on the first images of each corruption only (each costs tens of source passes per image),
+--first every row.
 
 Every (row, protocol) result is stored in --results as soon as it exists, so an interrupted run
 resumes where it stopped (--force recomputes). The printed table: mean error per protocol, the
@@ -38,6 +41,8 @@ from shiftbench.evaluation import run_stream
 from shiftbench.methods import SourceContext, create_method
 from shiftbench.models.architectures.registry import build_model
 from shiftbench.models.checkpoint import load_weights
+from shiftbench.evaluation.stream_layout import domains, lay_out
+from shiftbench.run.stream_settings import LABEL_ORDER_SHIFT
 from shiftbench.shifts import get_shift
 
 CORRUPTIONS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
@@ -118,14 +123,28 @@ def source_context(model: torch.nn.Module, data_dir: Path, device: torch.device,
                          device=device, seed=SEED, train=train.subset(torch.arange(2000)), batch_size=batch)
 
 
+# protocol -> (the evaluator's protocol, the stream layout of evaluation/stream_layout.py)
+PROTOCOLS = {
+    "reset": ("per_scenario", {"mix": False, "label_order": None, "cycles": 1}),
+    "continual": ("continual", {"mix": False, "label_order": None, "cycles": 1}),
+    "mixed": ("continual", {"mix": True, "label_order": None, "cycles": 1}),
+    # RoTTA's non-i.i.d. stream: the 15 in a row, each in a label-correlated order (Dirichlet 0.1)
+    "noniid": ("continual", {"mix": False, "cycles": 1,
+                             "label_order": {"shift": LABEL_ORDER_SHIFT, "concentration": 0.1}}),
+}
+
+
 def evaluate(method_name: str, params: dict, protocol: str, model, source, segments, batch: int, device) -> dict:
     method = create_method(method_name, params)
     torch.manual_seed(SEED)
     method.setup(copy.deepcopy(model), source)
+    run_as, layout = PROTOCOLS[protocol]
+    stream = lay_out(segments, layout, seed_from("tta_table", "stream", SEED))
     start = time.perf_counter()
-    logits = run_stream(method, segments, "per_scenario" if protocol == "reset" else "continual", batch, device)
+    logits = run_stream(method, stream, run_as, batch, device)
     seconds = time.perf_counter() - start
-    errors = [1 - (lg.argmax(1) == seg.labels).double().mean().item() for lg, seg in zip(logits, segments)]
+    parts = [part for seg, lg in zip(stream, logits) for part in domains(seg, lg)]
+    errors = [1 - (lg.argmax(1) == seg.labels).double().mean().item() for seg, lg in parts]
     return {"errors": dict(zip(CORRUPTIONS, errors)), "mean_error": sum(errors) / len(errors),
             "seconds_per_image": seconds / sum(len(s) for s in segments), "images": [len(s) for s in segments],
             "info": method.describe()}
@@ -165,11 +184,12 @@ def percent(result: dict | None) -> str:
 def table(results: dict, rows: list) -> str:
     timing = results.get("cost", {})
     src = timing.get("source")
-    lines = ["| method | reset | continual | passes per image | time / source |", "|---|---|---|---|---|"]
+    lines = ["| method | " + " | ".join(PROTOCOLS) + " | passes per image | time / source |",
+             "|---|" + "---|" * len(PROTOCOLS) + "---|---|"]
     for label, name, _ in rows:
-        reset, cont = results.get(f"{label}|reset"), results.get(f"{label}|continual")
+        errors = " | ".join(percent(results.get(f"{label}|{p}")) for p in PROTOCOLS)
         rel = f"{timing[label] / src:.1f}x" if label in timing and src else "-"
-        lines.append(f"| {label} | {percent(reset)} | {percent(cont)} | {PASSES[name]} | {rel} |")
+        lines.append(f"| {label} | {errors} | {PASSES[name]} | {rel} |")
     return "\n".join(lines)
 
 
@@ -180,9 +200,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--slow-n", type=int, default=None,
                     help="images per corruption for the slow rows, memo and cotta (default --n)")
+    ap.add_argument("--first", type=int, default=None,
+                    help="every row on the first images of each corruption only (of the --n the cache holds)")
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--rows", nargs="+", default=None, help="row labels to compute (default all)")
-    ap.add_argument("--protocols", nargs="+", default=["reset", "continual"], choices=["reset", "continual"])
+    ap.add_argument("--protocols", nargs="+", default=["reset", "continual"], choices=list(PROTOCOLS))
     ap.add_argument("--results", type=Path, default=Path("tta_results.json"))
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
@@ -210,12 +232,11 @@ def main() -> None:
             key = f"{label}|{protocol}"
             if key in results and not args.force:
                 continue
-            if name in EPISODIC_BY_NATURE and protocol == "continual" and f"{label}|reset" in results:
+            if name in EPISODIC_BY_NATURE and protocol != "reset" and f"{label}|reset" in results:
                 results[key] = {**results[f"{label}|reset"], "note": "same run: the method resets itself per image"}
             else:
-                segs = segments
-                if name in SLOW and args.slow_n:
-                    segs = [s.subset(torch.arange(args.slow_n)) for s in segments]
+                first = min(n for n in (args.first, args.slow_n if name in SLOW else None, args.n) if n)
+                segs = [s.subset(torch.arange(first)) for s in segments] if first < args.n else segments
                 results[key] = {**evaluate(name, params, protocol, model, source, segs, args.batch, device),
                                 "method": name, "params": params, "n": len(segs[0]), "batch": args.batch,
                                 "commit": git_commit(), "threads": args.threads, "device": str(device)}

@@ -269,7 +269,11 @@ def test_benchmarks_validate_without_data_and_switch_to_files_when_present(proj)
     benchmark._cache.clear()
     with_files = load_benchmark("cifar10")
     file_names = [s.name for s in with_files.scenarios]
-    assert len([n for n in file_names if n.startswith("cifar10c-file-")]) == 76  # 15 corruptions x 5 + the sequence
+    # 15 corruptions x 5, the sequence, and the 11 other stream settings (gradual, mixed, 2 correlated,
+    # 2 mixed-correlated, long, 4 batch sizes), each a twin of a generated scenario
+    file_twins = [n for n in file_names if n.startswith("cifar10c-file-")]
+    assert len(file_twins) == 87
+    assert {n.replace("cifar10c-file-", "generated-", 1) for n in file_twins} <= set(names)
     # the generated corruptions stay, under their own names: both kinds are reported, never mixed
     assert set(names) <= set(file_names)
     # the benchmark's identity is its definition, not which datasets happen to be on disk
