@@ -35,6 +35,7 @@ from .bn_adapt import use_batch_statistics
 from .cotta_augment import cotta_augment
 from .optimizers import OptimizerName, build_optimizer
 from .registry import register_method
+from .snapshot import Snapshot
 
 
 def weights_and_biases(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -68,15 +69,10 @@ class CoTTA(Method):
         self.anchor = copy.deepcopy(self.model).requires_grad_(False)
         self.teacher = copy.deepcopy(self.model).requires_grad_(False)
         self.generator = torch.Generator().manual_seed(seed_from("cotta", source.seed))
-        self._initial = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
-                         self.generator.get_state())
+        self.initial = Snapshot(self.model, self.optimizer, self.generator)
 
     def reset(self):
-        state, optimizer_state, rng = self._initial
-        self.model.load_state_dict(state)
-        self.teacher.load_state_dict(state)
-        self.optimizer.load_state_dict(optimizer_state)
-        self.generator.set_state(rng)
+        self.initial.restore(self.teacher)
 
     def predict(self, x):
         for _ in range(self.steps):

@@ -18,7 +18,6 @@ images) and one backward pass.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Annotated
 
@@ -28,9 +27,9 @@ from pydantic import Field
 
 from ..core.hashing import seed_from
 from .base import Method
-from .bn_adapt import use_batch_statistics
-from .norm_layers import adapted_norm_parameters
+from .norm_layers import adapt_norm_affine
 from .registry import register_method
+from .snapshot import Snapshot
 from .tent import entropy
 
 
@@ -68,24 +67,17 @@ class DeYO(Method):
 
     def setup(self, model, source):
         super().setup(model, source)
-        use_batch_statistics(self.model)
-        self.model.requires_grad_(False)
-        self.params = adapted_norm_parameters(self.model, self.skip_last_norm)
-        for p in self.params:
-            p.requires_grad_(True)
+        self.params = adapt_norm_affine(self.model, self.skip_last_norm)
         self.optimizer = torch.optim.SGD(self.params, lr=self.lr, momentum=self.momentum)
         ln_k = math.log(source.num_classes)
         self.filter_below = None if self.entropy_margin is None else self.entropy_margin * ln_k
         self.e0 = self.weight_margin * ln_k
         self.generator = torch.Generator().manual_seed(seed_from("deyo", source.seed))
-        self._initial = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
-                         self.generator.get_state())
+        self.initial = Snapshot(self.model, self.optimizer, self.generator)
         self.seen = self.updated_on = 0  # diagnostics for the cell record, over the whole stream
 
     def reset(self):
-        self.model.load_state_dict(self._initial[0])
-        self.optimizer.load_state_dict(self._initial[1])
-        self.generator.set_state(self._initial[2])
+        self.initial.restore()
 
     def predict(self, x):
         for _ in range(self.steps):

@@ -33,10 +33,10 @@ from ..core.hashing import seed_from
 from ..core.imageset import ImageSet, centre_crop
 from ..models.forward import batches, to_float
 from .base import Method, SourceContext
-from .bn_adapt import use_batch_statistics
-from .norm_layers import adapted_norm_parameters
+from .norm_layers import adapt_norm_affine
 from .optimizers import OptimizerName, build_optimizer
 from .registry import register_method
+from .snapshot import Snapshot
 from .tent import entropy
 
 PROBS_MOMENTUM = 0.9  # of the moving-average probability vector, as in the official code
@@ -47,11 +47,7 @@ def fisher_diagonal(source: SourceContext, skip_last: float, samples: int, batch
     if source.train is None:
         raise RuntimeError("eata's Fisher regulariser needs the source training split (SourceContext.train)")
     model = copy.deepcopy(source.model).to(source.device).eval()
-    use_batch_statistics(model)
-    model.requires_grad_(False)
-    params = adapted_norm_parameters(model, skip_last)
-    for p in params:
-        p.requires_grad_(True)
+    params = adapt_norm_affine(model, skip_last)
     train: ImageSet = source.train
     g = torch.Generator().manual_seed(seed_from("eata_fisher", source.seed))
     rows = torch.randperm(len(train), generator=g)[:samples]
@@ -89,11 +85,7 @@ class EATA(Method):
 
     def setup(self, model, source):
         super().setup(model, source)
-        use_batch_statistics(self.model)
-        self.model.requires_grad_(False)
-        self.params = adapted_norm_parameters(self.model, self.skip_last_norm)
-        for p in self.params:
-            p.requires_grad_(True)
+        self.params = adapt_norm_affine(self.model, self.skip_last_norm)
         self.optimizer = build_optimizer(self.params, self.optimizer_name, self.lr, self.momentum)
         # E0 also sets the weights; with the entropy filter off they use E0 = ln K, the largest entropy
         self.e0 = (self.entropy_margin if self.entropy_margin is not None else 1.0) * math.log(source.num_classes)
@@ -106,13 +98,12 @@ class EATA(Method):
             if len(fisher) != len(self.params):
                 raise RuntimeError("eata: the Fisher was computed for a different set of norm layers")
             self.fisher = [f.to(p.device) for f, p in zip(fisher, self.params)]
-        self._initial = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict())
+        self.initial = Snapshot(self.model, self.optimizer)
         self.mean_probs = None
         self.seen = self.updated_on = 0  # diagnostics for the cell record, over the whole stream
 
     def reset(self):
-        self.model.load_state_dict(self._initial[0])
-        self.optimizer.load_state_dict(self._initial[1])
+        self.initial.restore()
         self.mean_probs = None
 
     def predict(self, x):

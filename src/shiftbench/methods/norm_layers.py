@@ -17,7 +17,9 @@ import math
 
 from torch import nn
 
-from .tent import NORM_LAYERS
+from .bn_adapt import use_batch_statistics
+
+NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
 def norm_layers(model: nn.Module) -> list[nn.Module]:
@@ -30,3 +32,14 @@ def adapted_norm_parameters(model: nn.Module, skip_last: float = 0.0) -> list[nn
     layers = norm_layers(model)
     keep = len(layers) - math.floor(skip_last * len(layers))
     return [p for m in layers[:keep] for p in (m.weight, m.bias) if p is not None]
+
+
+def adapt_norm_affine(model: nn.Module, skip_last: float = 0.0) -> list[nn.Parameter]:
+    """The entropy minimisers' starting state: BatchNorm on test-batch statistics, every parameter
+    frozen except the affine parameters of the adapted norm layers, which are returned."""
+    use_batch_statistics(model)
+    model.requires_grad_(False)
+    params = adapted_norm_parameters(model, skip_last)
+    for p in params:
+        p.requires_grad_(True)
+    return params

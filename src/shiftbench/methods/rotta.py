@@ -29,6 +29,7 @@ from .cotta_augment import cotta_augment
 from .registry import register_method
 from .robust_bn import RobustBatchNorm, install_robust_bn
 from .rotta_memory import CategoryBalancedMemory
+from .snapshot import Snapshot
 
 
 def timeliness_weight(ages: torch.Tensor) -> torch.Tensor:
@@ -60,16 +61,11 @@ class RoTTA(Method):
         self.teacher = copy.deepcopy(self.model).requires_grad_(False)
         self.num_classes = source.num_classes
         self.generator = torch.Generator().manual_seed(seed_from("rotta", source.seed))
-        self._initial = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
-                         self.generator.get_state())
+        self.initial = Snapshot(self.model, self.optimizer, self.generator)
         self.reset()
 
     def reset(self):
-        state, optimizer_state, rng = self._initial
-        self.model.load_state_dict(state)
-        self.teacher.load_state_dict(state)
-        self.optimizer.load_state_dict(optimizer_state)
-        self.generator.set_state(rng)
+        self.initial.restore(self.teacher)
         self.memory = CategoryBalancedMemory(self.memory_size, self.num_classes, self.lambda_t, self.lambda_u)
         self.seen = 0
 

@@ -29,7 +29,6 @@ Cost per image: two forward and two backward passes.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Annotated, Literal
 
@@ -37,9 +36,9 @@ import torch
 from pydantic import Field
 
 from .base import Method
-from .bn_adapt import use_batch_statistics
-from .norm_layers import adapted_norm_parameters
+from .norm_layers import adapt_norm_affine
 from .registry import register_method
+from .snapshot import Snapshot
 from .tent import entropy
 
 EMA_MOMENTUM = 0.9
@@ -64,23 +63,18 @@ class SAR(Method):
 
     def setup(self, model, source):
         super().setup(model, source)
-        use_batch_statistics(self.model)
-        self.model.requires_grad_(False)
-        self.params = adapted_norm_parameters(self.model, self.skip_last_norm)
-        for p in self.params:
-            p.requires_grad_(True)
+        self.params = adapt_norm_affine(self.model, self.skip_last_norm)
         self.optimizer = torch.optim.SGD(self.params, lr=self.lr, momentum=self.momentum)
         ln_k = math.log(source.num_classes)
         self.e0 = None if self.entropy_margin is None else self.entropy_margin * ln_k
         scale = ln_k / math.log(REFERENCE_CLASSES) if self.recovery_scale == "classes" else 1.0
         self.recover_below = self.recovery_threshold * scale
-        self._initial = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict())
+        self.initial = Snapshot(self.model, self.optimizer)
         self.average = None
         self.recoveries = self.seen = self.updated_on = 0  # diagnostics for the cell record, over the whole stream
 
     def reset(self):
-        self.model.load_state_dict(self._initial[0])
-        self.optimizer.load_state_dict(self._initial[1])
+        self.initial.restore()
         self.average = None
 
     def predict(self, x):

@@ -14,7 +14,6 @@ Cost per image: one forward and one backward pass (through the whole network).
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated, Literal
 
 import torch
@@ -25,6 +24,7 @@ from .bn_adapt import use_batch_statistics
 from .norm_layers import adapted_norm_parameters
 from .optimizers import build_optimizer
 from .registry import register_method
+from .snapshot import Snapshot
 
 EPS = 1e-5
 
@@ -64,11 +64,10 @@ class ShotIM(Method):
         for p in params:
             p.requires_grad_(True)
         self.optimizer = build_optimizer(params, "sgd", self.lr, self.momentum, self.weight_decay, self.nesterov)
-        self._initial = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict())
+        self.initial = Snapshot(self.model, self.optimizer)
 
     def reset(self):
-        self.model.load_state_dict(self._initial[0])
-        self.optimizer.load_state_dict(self._initial[1])
+        self.initial.restore()
 
     def predict(self, x):
         with torch.enable_grad():

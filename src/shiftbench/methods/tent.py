@@ -1,26 +1,20 @@
 """TENT (Wang et al. 2021): minimise prediction entropy, updating only the norm layers' affine parameters."""
 
-import copy
 from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from .base import Method
-from .bn_adapt import use_batch_statistics
+from .norm_layers import adapt_norm_affine
+from .optimizers import build_optimizer
 from .registry import register_method
-
-NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+from .snapshot import Snapshot
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Shannon entropy of softmax(logits), per row."""
     return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
-
-
-def norm_affine_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for m in model.modules() if isinstance(m, NORM_LAYERS) for p in (m.weight, m.bias) if p is not None]
 
 
 @register_method("tent")
@@ -36,20 +30,11 @@ class Tent(Method):
     def setup(self, model, source):
         super().setup(model, source)
         self.model.eval()
-        use_batch_statistics(self.model)
-        self.model.requires_grad_(False)
-        params = norm_affine_parameters(self.model)
-        for p in params:
-            p.requires_grad_(True)
-        if self.optimizer_name == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999))
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
-        self._initial = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict())
+        self.optimizer = build_optimizer(adapt_norm_affine(self.model), self.optimizer_name, self.lr, self.momentum)
+        self.initial = Snapshot(self.model, self.optimizer)
 
     def reset(self):
-        self.model.load_state_dict(self._initial[0])
-        self.optimizer.load_state_dict(self._initial[1])
+        self.initial.restore()
 
     def predict(self, x):
         with torch.enable_grad():
