@@ -3,7 +3,8 @@
 Runs the cifar10-jpeg benchmark's generated-*-s5 scenarios (by default its seeded,
 class-stratified 2,000-image subset, shuffled, batches of 200, reset per corruption)
 through the suite's own cell computation, and prints a Markdown table with the mean.
-Needs a data root holding cifar10-jpeg/ and cifar10-resnet20/ (--data-dir or $SHIFTBENCH_DATA).
+Needs a data root holding cifar10-jpeg/, cifar10-resnet20/ and imagenet-c-frost/ (--data-dir or
+$SHIFTBENCH_DATA).
 
     python scripts/cifar10_corruption_table.py --data-dir ROOT [--n 2000] [--benchmark cifar10-jpeg]
 """
