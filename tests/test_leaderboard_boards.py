@@ -332,3 +332,20 @@ def test_markdown_export_holds_every_board_table(synth, capsys):
     s5 = table(board(boards), "severity-5")
     r = s5.rows[0]
     assert f"| {pct(r.mean.mean)} ± {pct(r.mean.std)} |" in out
+
+
+def test_sequence_heads_follow_the_stream_as_played():
+    from shiftbench.leaderboard.scenario_kind import play_note, segment_labels
+    from shiftbench.run.stream_settings import StreamSettings
+
+    chains = [[{"shift": "fog", "severity": 5}], [{"shift": "snow", "severity": 5}]]
+    gradual = StreamSettings(severities=[1, 3, 1]).played_chains(chains)
+    assert segment_labels(gradual, 6) == ["fog s1", "fog s3", "fog s1", "snow s1", "snow s3", "snow s1"]
+    # ten cycles of two segments: twenty columns, the chains again and again
+    assert segment_labels(chains, 20) == ["fog", "snow"] * 10
+    assert segment_labels(chains, 3) == ["segment 1", "segment 2", "segment 3"]  # counts that do not fit: no guess
+    mixed = StreamSettings(mix=True, label_order={"concentration": 0.1}).layout()
+    note = play_note(mixed["mix"], mixed["label_order"], mixed["cycles"])
+    assert "shuffled into one stream" in note and "label-correlated" in note and "one after another" not in note
+    long = StreamSettings(cycles=10).layout()
+    assert "10 times" in play_note(long["mix"], long["label_order"], long["cycles"])

@@ -28,7 +28,7 @@ from .aggregate import failed_value
 from .format import LOWER_IS_BETTER, metric_label
 from .model_label import model_label
 from .published import Published
-from .scenario_kind import segment_labels
+from .scenario_kind import play_note, segment_labels
 from .stats import Place, Stat, rank_with_ties
 
 # Per family (covariate aside): the tables of a board, in order: (metric, title).
@@ -170,7 +170,8 @@ def _rank(table: Table) -> None:
 
 
 def _sequence_tables(cells: pd.DataFrame, segments: pd.DataFrame, order: list[str], labels: dict[str, str],
-                     results_by_id: dict[str, dict[str, Any]], chains: dict[str, Any]) -> list[Table]:
+                     results_by_id: dict[str, dict[str, Any]], chains: dict[str, Any],
+                     plays: dict[str, dict[str, Any]]) -> list[Table]:
     """One table per sequence scenario: error per segment (in stream order) and over the whole stream."""
     out = []
     seq = cells[cells.corruption.isna()]
@@ -192,14 +193,14 @@ def _sequence_tables(cells: pd.DataFrame, segments: pd.DataFrame, order: list[st
                             method=info["method"], params=info["params"], seeds=int(mine.seed.nunique()),
                             ranked=info["ranked"], oracle=info["oracle"], flags=info["flags"]))
         if rows:
+            play = plays.get(scenario) or {"mix": False, "label_order": None, "cycles": 1}
             out.append(Table(slug=f"sequence-{scenario}", title=f"Sequence {scenario}: error (%) per segment, in stream order",
                              metric="error", columns=columns, rows=rows, mean_label="whole stream",
-                             note="Segments are played one after another; the protocol decides whether the method "
-                                  "is reset between them."))
+                             note=play_note(play["mix"], play["label_order"], play["cycles"])))
     return out
 
 
-def _covariate_tables(cells, segments, order, labels, results_by_id, chains) -> list[Table]:
+def _covariate_tables(cells, segments, order, labels, results_by_id, chains, plays) -> list[Table]:
     tables = []
     rated = cells[cells.corruption.notna()]
     for severity in sorted({int(s) for s in rated.severity.dropna()}, reverse=True):
@@ -209,7 +210,7 @@ def _covariate_tables(cells, segments, order, labels, results_by_id, chains) -> 
                           f"severity-{severity}", f"Error (%) at severity {severity}")
         if t:
             tables.append(t)
-    return tables + _sequence_tables(cells, segments, order, labels, results_by_id, chains)
+    return tables + _sequence_tables(cells, segments, order, labels, results_by_id, chains, plays)
 
 
 def _family_tables(cells, family, order, labels, results_by_id) -> list[Table]:
@@ -263,11 +264,12 @@ def _published_rows(table: Table, pub: Published) -> None:
 
 def build_boards(results: list[dict[str, Any]], cells: pd.DataFrame, segments: pd.DataFrame,
                  published: list[Published], chains: dict[str, dict[str, Any]],
-                 labels: dict[str, str]) -> list[Board]:
+                 labels: dict[str, str], plays: dict[str, dict[str, Any]] | None = None) -> list[Board]:
     """Every board of every benchmark: from the cells of result files, plus published-only boards.
 
     cells: cells_frame(results); segments: segments_frame(results); chains: benchmark -> scenario ->
-    shift chains (for column heads); labels: result id -> the name shown in tables.
+    shift chains as played (for column heads); labels: result id -> the name shown in tables; plays:
+    benchmark -> scenario -> its stream layout (mix, label_order, cycles), for the sequence tables' notes.
     """
     by_id = {r["id"]: r for r in results}
     specs_by_model: dict[str, dict[str, Any]] = {}
@@ -288,7 +290,7 @@ def build_boards(results: list[dict[str, Any]], cells: pd.DataFrame, segments: p
         bench_chains = chains.get(bench, {})
         if family == "covariate":
             segs = segments[(segments.benchmark == bench) & segments.id.isin(order)]
-            tables = _covariate_tables(frame, segs, order, labels, by_id, bench_chains)
+            tables = _covariate_tables(frame, segs, order, labels, by_id, bench_chains, (plays or {}).get(bench, {}))
         else:
             tables = _family_tables(frame, family, order, labels, by_id)
         board = Board(bench, model, model_label(spec, checkpoints), family, protocol, tables,

@@ -142,8 +142,9 @@ class SiteBuilder:
         self.summary = summary_table(results)
         self.per_scenario = scenario_table(results)
         self.labels = entry_labels(results)
-        chains = {b: {n: s.segment_chains() for n, s in sc.items()} for b, sc in scen_specs.items()}
-        self.boards = build_boards(results, self.cells, segments_frame(results), published, chains, self.labels)
+        chains = {b: {n: s.stream.played_chains(s.segment_chains()) for n, s in sc.items()} for b, sc in scen_specs.items()}
+        plays = {b: {n: s.stream.layout() for n, s in sc.items()} for b, sc in scen_specs.items()}
+        self.boards = build_boards(results, self.cells, segments_frame(results), published, chains, self.labels, plays)
         self.online = figures.online_frame(results)
 
     def write(self, rel: str, template: str, **context) -> None:

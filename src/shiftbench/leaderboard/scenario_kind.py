@@ -36,12 +36,28 @@ def corruption_of(name: str, segments: list[list[dict[str, Any]]] | None = None)
 
 
 def segment_labels(segments: list[list[dict[str, Any]]] | None, count: int) -> list[str]:
-    """A column head per segment of a sequence: its corruption (and severity), else 'segment i'."""
+    """A column head per played segment of a sequence: its corruption, with its severity when the
+    severities differ along the stream (a gradual one), else 'segment i'. A stream of `cycles`
+    plays its segments again: segment i is chain i mod the number of chains."""
+    kinds = [chain_corruption(c) for c in segments or []]
+    graded = len({k[1] for k in kinds if k}) > 1
     out = []
     for i in range(count):
-        kind = chain_corruption(segments[i]) if segments and i < len(segments) else None
-        out.append(f"{kind[0]}" if kind else f"segment {i + 1}")
+        kind = kinds[i % len(kinds)] if kinds and count % len(kinds) == 0 else None
+        out.append((f"{kind[0]} s{kind[1]}" if graded else kind[0]) if kind else f"segment {i + 1}")
     return out
+
+
+def play_note(mix: bool, label_order: dict[str, Any] | None, cycles: int) -> str:
+    """How a sequence scenario's segments reach the method, for the note under its table."""
+    if mix:
+        how = "The segments' images are shuffled into one stream (mixed domains)"
+        how += ", then put in a label-correlated order" if label_order else ""
+        return how + "; each column is the error on one segment's images, wherever they fell in the stream."
+    how = "Segments are played one after another"
+    how += ", each in a label-correlated order" if label_order else ""
+    how += f", the whole sequence {cycles} times" if cycles > 1 else ""
+    return how + "; the protocol decides whether the method is reset between them."
 
 
 def record_segments(record: dict[str, Any]) -> list[list[dict[str, Any]]] | None:
@@ -51,5 +67,5 @@ def record_segments(record: dict[str, Any]) -> list[list[dict[str, Any]]] | None
 
 
 def spec_segments(spec: Any) -> list[list[dict[str, Any]]] | None:
-    """The shift chains of a benchmark ScenarioSpec (current definition)."""
-    return spec.segment_chains() if spec is not None else None
+    """The shift chains of a benchmark ScenarioSpec (current definition), as its stream plays them."""
+    return spec.stream.played_chains(spec.segment_chains()) if spec is not None else None
