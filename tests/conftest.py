@@ -65,3 +65,31 @@ def project(tmp_path, monkeypatch):
     })
     monkeypatch.chdir(root)
     return root
+
+
+@pytest.fixture
+def proj(tmp_path, monkeypatch):
+    """A project with the repo's manifests and the tiny benchmark, no submissions; cwd is set to it and
+    SHIFTBENCH_DATA is an empty tmp folder."""
+    root = make_project(tmp_path / "proj", {})
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("SHIFTBENCH_DATA", str(tmp_path / "data"))
+    from shiftbench.run import benchmark
+
+    benchmark._cache.clear()
+    return root
+
+
+def run_cli(capsys, *args):
+    """(exit code, stdout, stderr) of the command line."""
+    from shiftbench.cli.main import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("shiftbench: error: "), err
+    return lines[0]

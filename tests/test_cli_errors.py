@@ -1,15 +1,9 @@
 """Bad input: one line on stderr naming the file and the field, exit status 2, nothing written."""
 
 import pytest
-from conftest import make_project, submission
+from conftest import make_project, run_cli, submission
 
 from shiftbench.cli.main import main
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 CASES = {

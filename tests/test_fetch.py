@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_project
 from tiny_formats import write_cifar10, write_mnist, write_mnist_c
 
 from shiftbench.cli.main import main
@@ -79,13 +78,6 @@ def server():
     yield s
     s.close()
 
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path / "proj", {})
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("SHIFTBENCH_DATA", str(tmp_path / "data"))
-    return root
 
 
 def sha256(b: bytes) -> str:

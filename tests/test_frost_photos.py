@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, make_project
+from conftest import REPO
 from shiftbench.cli import main
 from shiftbench.data import load_manifest
 from shiftbench.core.errors import UserError
@@ -22,14 +22,6 @@ SHARED_FROST = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagen
 needs_photos = pytest.mark.skipif(not (SHARED_FROST / "frost1.png").is_file(),
                                   reason=f"the published frost photographs are not in {SHARED_FROST}")
 
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    """A project with the repo's manifests; SHIFTBENCH_DATA is an empty tmp folder."""
-    root = make_project(tmp_path / "proj", {})
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("SHIFTBENCH_DATA", str(tmp_path / "data"))
-    return root
 
 
 def images(n: int, size: int, channels: int = 3) -> ImageSet:

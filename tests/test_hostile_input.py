@@ -7,24 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TINY_BENCHMARK, make_project, submission
+from conftest import TINY_BENCHMARK, make_project, one_error_line, run_cli, submission
 from scaleout_support import cli_env
 
-from shiftbench.cli.main import main
 from shiftbench.core.errors import UserError
 from shiftbench.core.paths import under
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("shiftbench: error: "), err
-    return lines[0]
 
 
 def files_under(folder) -> set:

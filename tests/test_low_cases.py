@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_project, submission
+from conftest import make_project, one_error_line, run_cli, submission
 from scaleout_support import SCENARIOS, cli_env, counts_line, fault_project, store_records
 from synthetic_results import site_project, write_result
 
@@ -20,18 +20,6 @@ from shiftbench.cli.main import main
 from shiftbench.leaderboard import build_site, load_annotated, summary_table
 
 SOURCE = {"source.yaml": submission("Source", "source")}
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("shiftbench: error: "), err
-    return lines[0]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import REPO, make_project, submission
+from conftest import REPO, submission
 
 from shiftbench.cli.main import main
 from shiftbench.core.errors import UserError
@@ -33,13 +33,6 @@ def model_manifest(name: str, file: str, url: str | None = None, hash_line: str 
             + f"model:\n  arch: {arch}\n  params: {params}\n  num_classes: 10\n{prep}"
             + "  published: {accuracy: 0.5, split: digits test}\n")
 
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path / "proj", {})
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("SHIFTBENCH_DATA", str(tmp_path / "data"))
-    return root
 
 
 def saved_small_cnn(path, seed=0):

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, make_project
+from conftest import REPO
 from tiny_formats import write_cifar10, write_cifar_c, write_image_folder
 
 from shiftbench.core.errors import UserError
@@ -66,16 +66,6 @@ scenarios:
   - {name: as-stored, family: clean, order: as_stored}
 """
 
-
-@pytest.fixture
-def proj(tmp_path, monkeypatch):
-    root = make_project(tmp_path / "proj", {})
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("SHIFTBENCH_DATA", str(tmp_path / "data"))
-    from shiftbench.run import benchmark
-
-    benchmark._cache.clear()
-    return root
 
 
 def test_folders_are_shuffled_by_default_while_seeded_permutations_play_as_stored(proj, tmp_path):
