@@ -26,12 +26,29 @@ from .registry import DatasetSplits, register_loader
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
-def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
-                      classes: tuple[str, ...] | None = None, resize: int | None = None,
-                      crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """Images uint8 (N, C, H, W), labels int64 and class names; files sorted by class then name."""
+def decode_images(paths: list[Path], channels: int = 3, size: int | None = None, resize: int | None = None,
+                  crop: int | None = None, where: str = "") -> torch.Tensor:
+    """The image files at `paths`, in order, decoded to uint8 (N, C, H, W) with one geometry.
+
+    Every loader that reads image files goes through here, so how images are decoded (and how
+    much of a set is held at once) is decided in one place. A file that does not decode is one
+    UserError naming it.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    arrays = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                arrays.append(pil_to_chw(im, channels, size, resize, crop))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise UserError(f"cannot read image ({e})", source=str(path)) from None
+    return stack_images(arrays, where)
+
+
+def list_image_folder(folder: Path, classes: tuple[str, ...] | None = None
+                      ) -> tuple[list[Path], torch.Tensor, tuple[str, ...]]:
+    """The image files of `<folder>/<class>/*`, sorted by class then name, their labels and the class names."""
     if not folder.is_dir():
         raise UserError("folder not found", source=str(folder))
     found = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
@@ -40,18 +57,21 @@ def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
     elif set(found) - set(classes):
         raise UserError(f"class folders {sorted(set(found) - set(classes))} are not in the train folder",
                         source=str(folder))
-    arrays, labels = [], []
+    paths, labels = [], []
     for k, name in enumerate(classes):
         for path in sorted((folder / name).iterdir()) if (folder / name).is_dir() else []:
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(path) as im:
-                    arrays.append(pil_to_chw(im, channels, size, resize, crop))
-            except (UnidentifiedImageError, OSError, ValueError) as e:
-                raise UserError(f"cannot read image ({e})", source=str(path)) from None
-            labels.append(k)
-    return stack_images(arrays, str(folder)), torch.tensor(labels, dtype=torch.int64), classes
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                labels.append(k)
+    return paths, torch.tensor(labels, dtype=torch.int64), classes
+
+
+def read_image_folder(folder: Path, channels: int = 3, size: int | None = None,
+                      classes: tuple[str, ...] | None = None, resize: int | None = None,
+                      crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """Images uint8 (N, C, H, W), labels int64 and class names; files sorted by class then name."""
+    paths, labels, classes = list_image_folder(folder, classes)
+    return decode_images(paths, channels, size, resize, crop, str(folder)), labels, classes
 
 
 @register_loader("image_folder")
