@@ -19,6 +19,8 @@ class ImageSet:
     source_index: int64 (N,) or None; samples sharing a value are views of one
         original image (translation consistency is measured over them).
     classes: class names, len(classes) = K.
+    domains: int64 (N,) or None; for sets made of several domains (DomainNet, PACS, WILDS
+        hospitals), the index of each image's domain in `domain_names`.
     window: the side of the centred square the model sees (None: the whole image).
         Images larger than the window leave room for realistic translations.
     meta: scenario facts that metrics may need (e.g. the true target prior).
@@ -29,6 +31,8 @@ class ImageSet:
     classes: tuple[str, ...]
     groups: torch.Tensor | None = None
     source_index: torch.Tensor | None = None
+    domains: torch.Tensor | None = None
+    domain_names: tuple[str, ...] = ()
     window: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -38,7 +42,7 @@ class ImageSet:
         n = self.images.shape[0]
         if self.labels.shape != (n,) or self.labels.dtype != torch.int64:
             raise ValueError(f"labels must be int64 of shape ({n},), got {self.labels.dtype} {tuple(self.labels.shape)}")
-        for name in ("groups", "source_index"):
+        for name in ("groups", "source_index", "domains"):
             t = getattr(self, name)
             if t is not None and (t.shape != (n,) or t.dtype != torch.int64):
                 raise ValueError(f"{name} must be int64 of shape ({n},)")
@@ -63,6 +67,7 @@ class ImageSet:
             labels=self.labels[index],
             groups=None if self.groups is None else self.groups[index],
             source_index=None if self.source_index is None else self.source_index[index],
+            domains=None if self.domains is None else self.domains[index],
         )
 
     def with_(self, **changes) -> ImageSet:
@@ -77,7 +82,9 @@ class ImageSet:
         return counts / counts.sum()
 
     def sha256(self) -> str:
-        return tensor_sha256(self.images, self.labels, self.groups, self.source_index)
+        if self.domains is None:  # the hash of a set without domains is what it was before domains existed
+            return tensor_sha256(self.images, self.labels, self.groups, self.source_index)
+        return tensor_sha256(self.images, self.labels, self.groups, self.source_index, self.domains)
 
 
 def centre_crop(images: torch.Tensor, window: int | None) -> torch.Tensor:
