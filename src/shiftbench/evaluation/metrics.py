@@ -102,8 +102,48 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, *, groups: torch
         offsets = (meta or {}).get("view_offsets")
         if offsets and view_layout(source_index.cpu(), len(offsets)):
             out.update(translation_metrics(pred, labels, offsets))
+    out.update(dataset_metrics(pred, labels, None if groups is None else groups.cpu(), meta or {}))
     for key, value in (meta or {}).get("report", {}).items():  # scenario facts shown beside the accuracy
         out[key] = value
+    return out
+
+
+def macro_f1(y_pred: torch.Tensor, y_true: torch.Tensor) -> float:
+    """Mean over the classes present in y_true of F1 = 2 TP / (2 TP + FP + FN) (WILDS' F1-macro_all:
+    sklearn's f1_score(average='macro', labels=unique(y_true)); a class with no TP, FP, FN scores 0)."""
+    scores = []
+    for c in torch.unique(y_true).tolist():
+        tp = ((y_pred == c) & (y_true == c)).sum().item()
+        fp = ((y_pred == c) & (y_true != c)).sum().item()
+        fn = ((y_pred != c) & (y_true == c)).sum().item()
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return sum(scores) / len(scores)
+
+
+def worst_group_accuracy(y_pred: torch.Tensor, y_true: torch.Tensor, groups: torch.Tensor,
+                         exclude: tuple[int, ...] = ()) -> float:
+    """The lowest accuracy over the groups present (Waterbirds: the 4 label x place groups), leaving out `exclude`."""
+    per_group = group_accuracies(y_pred == y_true, groups)
+    kept = [acc for g, acc in per_group.items() if g not in exclude]
+    return min(kept) if kept else float("nan")
+
+
+def worst_region_accuracy(y_pred: torch.Tensor, y_true: torch.Tensor, regions: torch.Tensor,
+                          region_names: list[str]) -> float:
+    """FMoW's worst-region accuracy: the worst group over the regions present, 'Other' left out (as WILDS does)."""
+    other = tuple(i for i, name in enumerate(region_names) if name == "Other")
+    return worst_group_accuracy(y_pred, y_true, regions, exclude=other)
+
+
+def dataset_metrics(y_pred: torch.Tensor, y_true: torch.Tensor, groups: torch.Tensor | None,
+                    meta: dict[str, Any]) -> dict[str, float]:
+    """The metrics a data set names in its meta (`metrics`: macro_f1, worst_region_accuracy), WILDS style."""
+    out: dict[str, float] = {}
+    wanted = meta.get("metrics", ())
+    if "macro_f1" in wanted:
+        out["macro_f1"] = macro_f1(y_pred, y_true)
+    if "worst_region_accuracy" in wanted and groups is not None:
+        out["worst_region_accuracy"] = worst_region_accuracy(y_pred, y_true, groups, list(meta.get("group_names", ())))
     return out
 
 

@@ -58,7 +58,7 @@ Count = Annotated[int, Field(ge=1)]
 class ScenarioSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    family: Literal["clean", "covariate", "label", "concept", "translation"]
+    family: Literal["clean", "covariate", "label", "concept", "translation", "natural"]
     description: str = ""
     split: Literal["test", "source_val"] = "test"
     shifts: list[dict[str, Any]] = Field(default_factory=list)

@@ -12,7 +12,7 @@ from ..core.imageset import ImageSet
 from ..core.params import validate_params
 from ..core.registry import Registry
 
-FAMILIES = ("covariate", "label", "concept", "translation")
+FAMILIES = ("covariate", "label", "concept", "translation", "natural")
 
 
 @dataclass(frozen=True)
