@@ -37,6 +37,7 @@ HEADLINE = {
     "label": ("accuracy", "mean accuracy over the label-shift scenarios"),
     "concept": ("worst_group_accuracy", "mean worst-group accuracy over the concept scenarios"),
     "translation": ("consistency", "mean consistency over the translation scenarios"),
+    "natural": ("accuracy", "mean accuracy over the natural-shift scenarios (real test sets and domains)"),
     "clean": ("accuracy", "accuracy on the unshifted test split"),
 }
 SUMMARY_COLUMNS = ["id", "entry", "benchmark", "model", "method", "protocol", "seeds",

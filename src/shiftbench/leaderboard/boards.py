@@ -37,6 +37,8 @@ FAMILY_TABLES = {
               ("prior_l1", "Prior-estimation error (L1 between true and estimated class prior)")],
     "concept": [("worst_group_accuracy", "Worst-group accuracy (%)"), ("accuracy", "Accuracy (%)")],
     "translation": [("consistency", "Consistency (%)"), ("accuracy", "Accuracy (%)"), ("fooling_rate", "Fooling rate (%)")],
+    "natural": [("accuracy", "Accuracy (%)"), ("worst_group_accuracy", "Worst-group accuracy (%)"),
+                ("worst_region_accuracy", "Worst-region accuracy (%)"), ("macro_f1", "Macro-F1 (%)")],
 }
 PROTOCOL_ORDER = {"per_scenario": 0, "episodic": 1, "continual": 2}
 
