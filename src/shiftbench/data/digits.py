@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..core.imageset import ImageSet
 from .common import Fraction, Seed, Side
@@ -19,15 +18,39 @@ from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
 
 
+def bilinear_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Bilinear resampling (align_corners=False, edges clamped) as integers: for each output position the
+    two input indices and their weights, which sum to the returned denominator 2 * n_out."""
+    denom = 2 * n_out
+    pos = torch.clamp((2 * torch.arange(n_out) + 1) * n_in - n_out, min=0)  # source coordinate times denom
+    lo, w_hi = pos // denom, pos % denom
+    return lo, torch.clamp(lo + 1, max=n_in - 1), denom - w_hi, w_hi, denom
+
+
+def upsample_exact(levels: torch.Tensor, max_level: int, size: int) -> torch.Tensor:
+    """Integer images (N, C, h, w) with values 0..max_level, bilinearly resized to size x size and mapped to
+    uint8 0..255 in exact integer arithmetic, rounding half to even. Float interpolation lands on many exact
+    halves here and rounds them by the CPU's kernels (fused multiply-add or not), which made the data set,
+    and every number trained on it, differ between machines."""
+    lo_y, hi_y, wlo_y, whi_y, dy = bilinear_taps(levels.shape[-2], size)
+    lo_x, hi_x, wlo_x, whi_x, dx = bilinear_taps(levels.shape[-1], size)
+    v = levels.long()
+    rows = v[..., lo_y, :] * wlo_y[:, None] + v[..., hi_y, :] * whi_y[:, None]
+    full = rows[..., lo_x] * wlo_x + rows[..., hi_x] * whi_x
+    den = max_level * dy * dx
+    q, r = torch.div(255 * full, den, rounding_mode="floor"), (255 * full) % den
+    q = q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1))).long()
+    return q.to(torch.uint8)
+
+
 def build_digit_images(digit_size: int = 24, canvas: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits
 
     raw = load_digits()
-    x = torch.tensor(raw.images, dtype=torch.float32)[:, None] / 16.0  # (N, 1, 8, 8) in [0, 1]
-    x = F.interpolate(x, size=(digit_size, digit_size), mode="bilinear", align_corners=False)
-    images = torch.zeros(len(x), 3, canvas, canvas, dtype=torch.uint8)
+    levels = torch.tensor(raw.images, dtype=torch.int64)[:, None]  # (N, 1, 8, 8), integer levels 0..16
+    images = torch.zeros(len(levels), 3, canvas, canvas, dtype=torch.uint8)
     off = (canvas - digit_size) // 2
-    images[:, :, off : off + digit_size, off : off + digit_size] = x.clamp(0, 1).mul(255).round().to(torch.uint8)
+    images[:, :, off : off + digit_size, off : off + digit_size] = upsample_exact(levels, 16, digit_size)
     return images, torch.tensor(raw.target, dtype=torch.int64)
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 from torch import nn
 
 from ..classifier import Classifier
+from .portable_init import portable_default_init
 from .registry import register_architecture
 
 
@@ -27,6 +28,7 @@ class SmallCNN(nn.Module):
             conv_bn(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.head = nn.Linear(4 * w, num_classes)
+        portable_default_init(self)  # the same initial weights on every CPU, so trained models agree too
 
     def forward(self, x):
         return self.head(self.features(x))

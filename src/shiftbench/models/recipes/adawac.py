@@ -23,7 +23,7 @@ from torch import nn
 
 from ...core.imageset import ImageSet
 from .erm import fit_sgd, random_crops
-from .registry import BatchSize, Epochs, LearningRate, WeightDecay, register_recipe
+from .registry import BatchSize, Epochs, LearningRate, Precision, WeightDecay, register_recipe
 
 
 def penultimate(model: nn.Module):
@@ -46,12 +46,12 @@ def mirror_ascent_step(weights: torch.Tensor, ce: torch.Tensor, ac: torch.Tensor
 def adawac(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: torch.device,
            progress: bool = True, epochs: Epochs = 15, lr: LearningRate = 0.05, batch_size: BatchSize = 64,
            weight_decay: WeightDecay = 5e-4, eta: Annotated[float, Field(gt=0)] = 1.0,
-           consistency: Annotated[float, Field(ge=0)] = 1.0) -> dict[str, Any]:
+           consistency: Annotated[float, Field(ge=0)] = 1.0, precision: Precision = "float64") -> dict[str, Any]:
     """Adaptively weighted augmentation consistency: SGD as in erm on the per-sample mix of CE and consistency."""
     from ..forward import accuracy
 
     window = train.window or train.image_size
-    weights = torch.full((len(train), 2), 0.5, device=device)
+    weights = torch.full((len(train), 2), 0.5, device=device, dtype=getattr(torch, precision))
     store, handle = penultimate(model)
 
     def weighted_ce_and_consistency(rows, g):
@@ -70,7 +70,7 @@ def adawac(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, devic
     try:
         fit_sgd(model, train, weighted_ce_and_consistency, seed=seed, device=device, progress=progress,
                 epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                desc="training source model (adawac)")
+                desc="training source model (adawac)", precision=precision)
     finally:
         if handle is not None:
             handle.remove()

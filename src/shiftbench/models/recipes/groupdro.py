@@ -18,7 +18,7 @@ from torch import nn
 
 from ...core.imageset import ImageSet
 from .erm import fit_sgd, training_view
-from .registry import BatchSize, Epochs, LearningRate, WeightDecay, register_recipe
+from .registry import BatchSize, Epochs, LearningRate, Precision, WeightDecay, register_recipe
 
 
 def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: torch.Tensor, eta: float) -> torch.Tensor:
@@ -31,7 +31,7 @@ def update_group_weights(q: torch.Tensor, group_loss: torch.Tensor, present: tor
 def groupdro(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, device: torch.device,
              progress: bool = True, epochs: Epochs = 15, lr: LearningRate = 0.05, batch_size: BatchSize = 64,
              weight_decay: WeightDecay = 5e-4, augment: bool = True,
-             eta: Annotated[float, Field(gt=0)] = 0.01) -> dict[str, Any]:
+             eta: Annotated[float, Field(gt=0)] = 0.01, precision: Precision = "float64") -> dict[str, Any]:
     """Group-reweighted training: SGD as in erm, loss = q-weighted mean of per-group losses."""
     from ..forward import accuracy
 
@@ -46,13 +46,13 @@ def groupdro(model: nn.Module, train: ImageSet, val: ImageSet, *, seed: int, dev
         losses = F.cross_entropy(model(training_view(train, rows, g, augment).to(device)),
                                  train.labels[rows].to(device), reduction="none")
         grp = group_of[rows].to(device)
-        sums = torch.zeros(n_groups, device=device).index_add_(0, grp, losses)
+        sums = losses.new_zeros(n_groups).index_add_(0, grp, losses)
         counts = torch.bincount(grp, minlength=n_groups).float()
         group_loss = sums / counts.clamp(min=1)
         q = update_group_weights(q, group_loss.detach(), counts > 0, eta)
         return (q * group_loss).sum()
 
     fit_sgd(model, train, group_weighted_loss, seed=seed, device=device, progress=progress, epochs=epochs, lr=lr,
-            batch_size=batch_size, weight_decay=weight_decay, desc="training source model (groupdro)")
+            batch_size=batch_size, weight_decay=weight_decay, desc="training source model (groupdro)", precision=precision)
     return {"val_accuracy": accuracy(model, val, device), "epochs": epochs, "groups_from": source,
             "group_weights": {int(k): round(float(v), 4) for k, v in zip(names, q.cpu())}}
