@@ -68,3 +68,16 @@ def cifar10_2_npz(path: Path, labels: list[int], seed: int = 0) -> np.ndarray:
     np.savez(path, images=images, labels=np.asarray(labels, dtype=np.int64), label_names=np.array(CIFAR10_CLASSES),
              ti_indices=np.arange(len(labels), dtype=np.int64) * 7, keywords=np.array(["kw"] * len(labels)))
     return images
+
+
+def class_folders(root: Path, folders: list[str], images: dict[str, int], suffix: str = ".jpg",
+                  readme: bool = False) -> None:
+    """<root>/<folder>/ for every folder (most left empty, as a tiny copy of a 1000-class set can be), with
+    images[folder] PNG-encoded images named <i><suffix> in the folders named there; README.txt beside them."""
+    for folder in folders:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for n, (folder, count) in enumerate(images.items()):
+        for i in range(count):
+            write_image(root / folder / f"{i}{suffix}", 100 * n + i, fmt="PNG")
+    if readme:
+        (root / "README.txt").write_text("the set's README, not a class\n")

@@ -24,7 +24,7 @@ import torch
 
 from ..core.errors import UserError
 from ..core.imageset import ImageSet
-from .common import from_nhwc
+from .common import from_nhwc, test_only
 from .location import require_data
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -53,7 +53,7 @@ def read_npz(path: Path, keys: tuple[str, ...]) -> list[np.ndarray]:
         raise UserError(f"not a readable .npz archive, truncated or of another format ({e})", source=str(path)) from None
 
 
-def test_only(name: str, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...],
+def checked_test_set(name: str, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...],
               images_from: str, labels_from: str) -> DatasetSplits:
     """The arrays checked (uint8 NHWC images, one label in 0..K-1 per image) as a test-only DatasetSplits."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
@@ -67,17 +67,14 @@ def test_only(name: str, images: np.ndarray, labels: np.ndarray, classes: tuple[
     if len(labels) and not (0 <= labels.min() and labels.max() < len(classes)):
         raise UserError(f"labels must be class indices 0..{len(classes) - 1}, found {labels.min()}..{labels.max()}",
                         source=labels_from)
-    x = from_nhwc(images)
-    test = ImageSet(x, torch.from_numpy(labels.astype(np.int64)), classes)
-    empty = ImageSet(x[:0].clone(), torch.zeros(0, dtype=torch.int64), classes)
-    return DatasetSplits(name, empty, empty, test)
+    return test_only(name, ImageSet(from_nhwc(images), torch.from_numpy(labels.astype(np.int64)), classes))
 
 
 @register_loader("npy_pair")
 def load_npy_pair(manifest: Manifest, data_dir: Path | None = None, *, images: str, labels: str,
                   classes: list[str]) -> DatasetSplits:
     root = require_data(manifest, data_dir)
-    return test_only(manifest.name, read_npy(root / images), read_npy(root / labels), tuple(classes),
+    return checked_test_set(manifest.name, read_npy(root / images), read_npy(root / labels), tuple(classes),
                      str(root / images), str(root / labels))
 
 
@@ -87,4 +84,4 @@ def load_npz_arrays(manifest: Manifest, data_dir: Path | None = None, *, file: s
     root = require_data(manifest, data_dir)
     x, y = read_npz(root / file, (images_key, labels_key))
     where = str(root / file)
-    return test_only(manifest.name, x, y, tuple(classes), f"{where}: {images_key}", f"{where}: {labels_key}")
+    return checked_test_set(manifest.name, x, y, tuple(classes), f"{where}: {images_key}", f"{where}: {labels_key}")
