@@ -145,7 +145,22 @@ def cmd_validate(args) -> int:
               f"{len(c.benchmark.scenarios) - len(c.unsupported)} scenarios x {len(c.submission.seeds)} seeds)")
         for scenario, why in c.unsupported.items():
             print(f"{f}: skips scenario '{scenario}': {why}")
+        for line in missing_data_lines(c.benchmark):
+            print(f"{f}: {line}")
     return 2 if bad else 0
+
+
+def missing_data_lines(benchmark) -> list[str]:
+    """One line per set of datasets whose absence drops scenarios: which scenarios, and how to get the data."""
+    by_missing: dict[tuple[str, ...], list[str]] = {}
+    for scenario, missing in benchmark.missing_data().items():
+        by_missing.setdefault(tuple(missing), []).append(scenario)
+    lines = []
+    for missing, scenarios in by_missing.items():
+        shown = ", ".join(f"'{s}'" for s in scenarios[:3]) + (f" and {len(scenarios) - 3} more" if len(scenarios) > 3 else "")
+        lines.append(f"skips scenario{'s' if len(scenarios) > 1 else ''} {shown}: {', '.join(missing)} not on disk "
+                     f"(`shiftbench data fetch {missing[0]}`, or see data_manifests/{missing[0]}.yaml)")
+    return lines
 
 
 def cmd_leaderboard(args) -> int:
