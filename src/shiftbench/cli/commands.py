@@ -262,18 +262,27 @@ def cmd_shifts(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from ..data import all_manifests, data_root, find_data, load_dataset, load_manifest
+    from ..data import all_manifests, data_root, load_dataset, load_manifest
     from ..data.fetch import fetch, verify
 
     data_dir = getattr(args, "data_dir", None)
     if args.data_command == "list" or args.data_command is None:
+        from ..data.inventory import data_state
+
         print(f"data root: {data_root(data_dir)}")
+        bad = 0
         for m in all_manifests():
-            if m.sha256 and not m.files:
-                state = "built-in"
-            else:
-                state = "on disk" if find_data(m, data_dir) else ("not fetched" if m.files else "not on disk")
-            print(f"{m.name}  [{m.loader or m.kind}]  {state}  {m.license.strip().splitlines()[0] if m.license else ''}")
+            state = data_state(m, data_dir, full=getattr(args, "verify", False))
+            bad += state.status == "mismatch"
+            print(f"{m.name}  [{m.loader or m.kind}]  {state.detail}  "
+                  f"{m.license.strip().splitlines()[0] if m.license else ''}")
+        return 1 if bad else 0
+    if args.data_command == "info":
+        import json
+
+        from ..data.info import dataset_info
+
+        print(json.dumps(dataset_info(args.name, data_dir)))
         return 0
     m = load_manifest(args.name)
     if args.data_command == "fetch":
