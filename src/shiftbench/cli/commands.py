@@ -44,6 +44,10 @@ def _evaluate(checked, args) -> int:
     for folder, flag in ((store.root, "--store"), (results, "--results"), (site, "--site")):  # before any work
         check_writable_folder(folder, field=flag)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if log:
+        for bench in {c.benchmark.name: c.benchmark for c in checked}.values():
+            for line in missing_data_lines(bench):
+                log(f"{bench.name}: {line}")
     report = run_submissions(checked, device=args.device, store=store, results_root=results, force=args.force,
                              retry_failed=args.retry_failed, executor=_executor(args), progress=not args.quiet,
                              log=log)
