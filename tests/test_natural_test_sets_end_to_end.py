@@ -107,6 +107,8 @@ def test_cifar10_natural_sets_through_shiftbench_run(proj, capsys, tmp_path):
     source = summary[(summary.benchmark == "cifar-natural-tiny") & (summary.entry == "source")].iloc[0]
     mean_natural = np.mean([records["source", s]["metrics"]["accuracy"] for s in ("cifar10.1-v6", "cifar10.2")])
     assert source["natural"] == pytest.approx(mean_natural, abs=1e-9)
+    page = (proj / "leaderboard" / "site" / "cifar-natural-tiny" / "natural.html").read_text()
+    assert "accuracy-on-the-line.svg" in page and "Accuracy on the line" in page
 
 
 def test_imagenet_r_subset_through_shiftbench_run(proj, capsys, tmp_path):
