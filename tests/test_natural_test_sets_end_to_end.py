@@ -5,13 +5,14 @@ gives, and a 200-class subset is scored on the model's logits of those classes i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
 from conftest import run_cli
-from natural_fixtures import cifar10_1_arrays, cifar10_2_npz, class_folders
+from natural_fixtures import CIFAR10_CLASSES, cifar10_1_arrays, cifar10_2_npz, class_folders
 from PIL import Image
 from tiny_formats import write_cifar10
 
@@ -159,3 +160,63 @@ def test_imagenet_r_subset_through_shiftbench_run(proj, capsys, tmp_path):
     assert expected == 2 / 6 and over_all_1000 == 0  # an unrestricted argmax, or reversed columns (1/6), is caught
     for method in ("bn_adapt", "tent", "t3a"):
         assert records[method, "imagenet-r"]["metrics"]["n"] == 6
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+JPEG = SHARED / "data" / "cifar10-jpeg"
+WEIGHTS = SHARED / "models" / "cifar10-resnet20" / "resnet20-12fca82f.th"
+
+REAL_BENCHMARK = """\
+name: real-natural
+description: The published ResNet-20 on the CIFAR-10 JPEG test images, and on them again re-packed as CIFAR-10.1.
+dataset: cifar10-jpeg
+batch_size: 200
+model: {weights: cifar10-resnet20}
+scenarios:
+  - {name: clean, family: clean}
+  - {name: repacked, family: natural, dataset: cifar10.1-v6}
+"""
+
+
+@pytest.mark.skipif(not (JPEG.is_dir() and WEIGHTS.is_file()),
+                    reason="needs ../shared/data/cifar10-jpeg and ../shared/models/cifar10-resnet20")
+def test_published_resnet20_scores_repacked_real_images_as_their_folder_copy(proj, tmp_path):
+    """The real test JPEGs as a CIFAR-10.1-layout set, scored through a natural scenario, give the published
+    ResNet-20 exactly the accuracy the same images give as the benchmark's own image folder (a channel or
+    class-order slip in the array path would not); about 81% (18.97% error on all 10,000 of these files)."""
+    import shutil
+    from dataclasses import replace
+
+    from shiftbench.run.benchmark import load_benchmark
+    from shiftbench.run.compute import compute_cell
+    from shiftbench.run.plan import scenario_cell
+    from shiftbench.run.workspace import Workspace
+
+    data = tmp_path / "data"
+    (data / "cifar10-resnet20").mkdir(parents=True)
+    shutil.copy(WEIGHTS, data / "cifar10-resnet20" / WEIGHTS.name)
+    images, labels = [], []
+    for k, cls in enumerate(CIFAR10_CLASSES):  # a copy of the first 50 test (10 train) images of each class
+        for split, n in (("test", 50), ("train", 10)):
+            (data / "cifar10-jpeg" / split / cls).mkdir(parents=True)
+            for path in sorted((JPEG / split / cls).iterdir())[:n]:
+                (data / "cifar10-jpeg" / split / cls / path.name).symlink_to(path)
+                if split == "test":
+                    images.append(np.array(Image.open(path).convert("RGB")))
+                    labels.append(k)
+    (data / "cifar10.1-v6").mkdir()
+    np.save(data / "cifar10.1-v6" / "cifar10.1_v6_data.npy", np.stack(images))
+    np.save(data / "cifar10.1-v6" / "cifar10.1_v6_labels.npy", np.asarray(labels, dtype="<i4"))
+    (proj / "benchmarks" / "real-natural.yaml").write_text(REAL_BENCHMARK)
+    bench = load_benchmark("real-natural")
+    workspace = Workspace(torch.device("cpu"), progress=False)
+    got = {}
+    for scenario in ("clean", "repacked"):
+        cell = scenario_cell(bench, scenario)
+        cell = replace(cell, checkpoint_sha256=workspace.model(cell).sha256)
+        record = compute_cell(cell, workspace)
+        assert record["status"] == "ok", record["error"]
+        got[scenario] = record["metrics"]
+    assert got["repacked"]["n"] == got["clean"]["n"] == 500
+    assert got["repacked"]["accuracy"] == got["clean"]["accuracy"]
+    assert got["repacked"]["accuracy"] > 0.75  # about 81% on all 10,000; swapped channels or classes fall far below
