@@ -197,6 +197,7 @@ def load_benchmark(name_or_path: str | Path, *, referrer: str | None = None) -> 
             raise UserError(f"'{bench.dataset}' is a {manifest.kind} manifest, not a dataset", source=source,
                             field="dataset")
         check_loader_params(manifest)
+
         def default_order(s: ScenarioSpec) -> str:
             played = load_manifest(s.dataset) if s.dataset else manifest
             return bench.order or ("as_stored" if stored_in_random_order(played) else "shuffled")
@@ -218,13 +219,7 @@ def check_model_spec(model: dict[str, Any], *, source: str | None = None) -> dic
 
 
 def read_with_parent(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The benchmark file's mapping; with A scenario's `dataset` plays that dataset's split instead of the benchmark's (a natural test set
-such as CIFAR-10.1 beside CIFAR-10, scored with the benchmark's model); its classes must be the
-benchmark dataset's or some of them (ImageNet-R's 200 of ImageNet's 1000: the model's logits
-are restricted to them, models/class_subset.py), and the scenario is kept only when that
-dataset is on disk (`missing_data` says which were dropped for want of data).
-
-`extends: OTHER`, OTHER's mapping with this file's fields over it."""
+    """The benchmark file's mapping; with `extends: OTHER`, OTHER's mapping with this file's fields over it."""
     raw = read_yaml(path)
     if not isinstance(raw, dict) or "extends" not in raw:
         return raw
