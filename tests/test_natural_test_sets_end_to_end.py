@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import run_cli
+from conftest import one_error_line, run_cli
 from natural_fixtures import CIFAR10_CLASSES, cifar10_1_arrays, cifar10_2_npz, class_folders
 from PIL import Image
 from tiny_formats import write_cifar10
@@ -220,3 +220,25 @@ def test_published_resnet20_scores_repacked_real_images_as_their_folder_copy(pro
     assert got["repacked"]["n"] == got["clean"]["n"] == 500
     assert got["repacked"]["accuracy"] == got["clean"]["accuracy"]
     assert got["repacked"]["accuracy"] > 0.75  # about 81% on all 10,000; swapped channels or classes fall far below
+
+
+def test_bad_natural_scenarios_are_one_line_before_anything_runs(proj, capsys, tmp_path):
+    data = tmp_path / "data"
+    write_cifar10(data / "cifar10" / "cifar-10-batches-py")
+    cifar10_1_arrays(data / "cifar10.1-v6", "v6", [0, 1, 2])
+    torch.save(SmallCNN(10, 3, 4).state_dict(), proj / "ckpt.pt")
+    submit(proj, "cifar-natural-tiny", ("source",))
+    bench = proj / "benchmarks" / "cifar-natural-tiny.yaml"
+    bench.write_text(CIFAR_BENCHMARK.replace("[cifar10.1-v6, cifar10.1-v4, cifar10.2]", "[cifar10.1-v6, no-such-set]"))
+    code, _, err = run_cli(capsys, "validate", "leaderboard/submissions/source.yaml")
+    line = one_error_line(err)
+    assert code == 2 and "cifar-natural-tiny.yaml: scenario 'no-such-set': dataset: no data manifest 'no-such-set'" in line
+
+    bench.write_text(CIFAR_BENCHMARK)
+    manifest = proj / "data_manifests" / "cifar10.1-v6.yaml"
+    raw = yaml.safe_load(manifest.read_text())
+    raw["params"]["classes"] = raw["params"]["classes"][:9] + ["zebra"]  # a class the CIFAR-10 model lacks
+    manifest.write_text(yaml.safe_dump(raw))
+    code, _, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
+    assert code == 2 and "dataset 'cifar10.1-v6' has classes the model does not know: zebra" in one_error_line(err)
+    assert not (proj / "leaderboard" / "results" / "cifar-natural-tiny").exists()
