@@ -283,3 +283,11 @@ def test_an_archive_member_cannot_replace_the_verified_archive(proj, server):
         fetch(load_manifest("pack"), progress=False, log=quiet)
     assert (folder(proj, "pack") / "pack.tar.gz").read_bytes() == archive
     assert main(["data", "verify", "pack"]) == 0
+
+
+def test_a_file_without_a_hash_is_fetched_with_the_sha256_it_saw_printed(proj, tmp_path, capsys):
+    (tmp_path / "nohash.bin").write_bytes(PAYLOAD)
+    manifest(proj, "nohash", f"  - {{path: nohash.bin, url: '{(tmp_path / 'nohash.bin').as_uri()}'}}\n")
+    assert main(["data", "fetch", "nohash", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"not verified (sha256 {sha256(PAYLOAD)})" in out

@@ -44,6 +44,10 @@ def _evaluate(checked, args) -> int:
     for folder, flag in ((store.root, "--store"), (results, "--results"), (site, "--site")):  # before any work
         check_writable_folder(folder, field=flag)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if log:
+        for bench in {c.benchmark.name: c.benchmark for c in checked}.values():
+            for line in missing_data_lines(bench):
+                log(f"{bench.name}: {line}")
     report = run_submissions(checked, device=args.device, store=store, results_root=results, force=args.force,
                              retry_failed=args.retry_failed, executor=_executor(args), progress=not args.quiet,
                              log=log)
@@ -145,7 +149,22 @@ def cmd_validate(args) -> int:
               f"{len(c.benchmark.scenarios) - len(c.unsupported)} scenarios x {len(c.submission.seeds)} seeds)")
         for scenario, why in c.unsupported.items():
             print(f"{f}: skips scenario '{scenario}': {why}")
+        for line in missing_data_lines(c.benchmark):
+            print(f"{f}: {line}")
     return 2 if bad else 0
+
+
+def missing_data_lines(benchmark) -> list[str]:
+    """One line per set of datasets whose absence drops scenarios: which scenarios, and how to get the data."""
+    by_missing: dict[tuple[str, ...], list[str]] = {}
+    for scenario, missing in benchmark.missing_data().items():
+        by_missing.setdefault(tuple(missing), []).append(scenario)
+    lines = []
+    for missing, scenarios in by_missing.items():
+        shown = ", ".join(f"'{s}'" for s in scenarios[:3]) + (f" and {len(scenarios) - 3} more" if len(scenarios) > 3 else "")
+        lines.append(f"skips scenario{'s' if len(scenarios) > 1 else ''} {shown}: {', '.join(missing)} not on disk "
+                     f"(`shiftbench data fetch {missing[0]}`, or see data_manifests/{missing[0]}.yaml)")
+    return lines
 
 
 def cmd_leaderboard(args) -> int:
@@ -247,18 +266,27 @@ def cmd_shifts(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from ..data import all_manifests, data_root, find_data, load_dataset, load_manifest
+    from ..data import all_manifests, data_root, load_dataset, load_manifest
     from ..data.fetch import fetch, verify
 
     data_dir = getattr(args, "data_dir", None)
     if args.data_command == "list" or args.data_command is None:
+        from ..data.inventory import data_state
+
         print(f"data root: {data_root(data_dir)}")
+        bad = 0
         for m in all_manifests():
-            if m.sha256 and not m.files:
-                state = "built-in"
-            else:
-                state = "on disk" if find_data(m, data_dir) else ("not fetched" if m.files else "not on disk")
-            print(f"{m.name}  [{m.loader or m.kind}]  {state}  {m.license.strip().splitlines()[0] if m.license else ''}")
+            state = data_state(m, data_dir, full=getattr(args, "verify", False))
+            bad += state.status == "mismatch"
+            print(f"{m.name}  [{m.loader or m.kind}]  {state.detail}  "
+                  f"{m.license.strip().splitlines()[0] if m.license else ''}")
+        return 1 if bad else 0
+    if args.data_command == "info":
+        import json
+
+        from ..data.info import dataset_info
+
+        print(json.dumps(dataset_info(args.name, data_dir)))
         return 0
     m = load_manifest(args.name)
     if args.data_command == "fetch":

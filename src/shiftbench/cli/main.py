@@ -82,10 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--n", type=int, default=4, help="images per cell (default 4)")
     v.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("data", help="datasets: list, fetch, verify")
+    p = sub.add_parser("data", help="datasets: list, info, fetch, verify")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     data_dir = dict(type=Path, default=None, help="data root (default: $SHIFTBENCH_DATA, else $SHIFTBENCH_CACHE/data)")
-    dsub.add_parser("list", help="list data manifests and whether each is on disk").add_argument("--data-dir", **data_dir)
+    ls = dsub.add_parser("list", help="list data manifests: on disk, not fetched, or on disk with a checksum mismatch "
+                                      "(exit 1 if any)")
+    ls.add_argument("--data-dir", **data_dir)
+    ls.add_argument("--verify", action="store_true", help="hash every file, also those over 256 MiB (slow)")
+    i = dsub.add_parser("info", help="load a dataset from disk and print one JSON object: images per split, "
+                                     "per domain and per class, classes in order")
+    i.add_argument("name")
+    i.add_argument("--data-dir", **data_dir)
     f = dsub.add_parser("fetch", help="download a dataset's files, resuming, verify their hashes, unpack archives")
     f.add_argument("name")
     f.add_argument("--data-dir", **data_dir)

@@ -39,6 +39,16 @@ def source_and_test(name: str, train_images: torch.Tensor, train_labels: torch.T
                          imageset(train_images[val_idx], train_labels[val_idx]), imageset(test_images, test_labels))
 
 
+def test_only(name: str, test: ImageSet) -> DatasetSplits:
+    """Splits of a published test set with no training data (CIFAR-10.1, ImageNet-R): empty source splits.
+
+    A benchmark scores a model of the clean dataset on it (a scenario's `dataset:`); its source
+    splits come from the benchmark's own dataset.
+    """
+    empty = test.with_(images=test.images[:0].clone(), labels=test.labels[:0].clone())
+    return DatasetSplits(name, empty, empty, test)
+
+
 def hold_out_test(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int):
     """(train_x, train_y, test_x, test_y): a seeded `fraction` of the rows becomes the test split."""
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + 1))

@@ -127,8 +127,9 @@ def _download_verified(entry: ManifestFile, target: Path, progress: bool, log) -
         aside = _move_aside(part, target)
         raise UserError(f"'{entry.path}' does not match the manifest ({check.detail}); "
                         f"moved aside to {aside}, nothing was used")
-    if check.status == "unverified":
-        log(f"{entry.path}: WARNING: no hash in the manifest, the download is not verified")
+    if check.status == "unverified":  # say what arrived, so it can be compared with a hash found elsewhere
+        seen = file_digests(part, ("sha256",))["sha256"]
+        log(f"{entry.path}: WARNING: no hash in the manifest, the download is not verified (sha256 {seen})")
     os.replace(part, target)
     log(f"{entry.path}: {('verified: ' + check.detail) if check.status == 'ok' else 'downloaded'}")
 

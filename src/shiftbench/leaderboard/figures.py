@@ -9,6 +9,10 @@
                whole scenario), taken from every protocol's board on the same model; drawn when
                there are at least two windows
   concept, translation   the headline metric per scenario and entry
+  natural      accuracy on each natural test set the board's scenarios play (a scenario's
+               `dataset`) against clean accuracy, one point per model and entry: every entry
+               of any benchmark, on the board's protocol, that has both (so the sibling
+               benchmarks of other models add their points), each a mean over seeds
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import pandas as pd
 
 from . import plots
 from .boards import Board
+from .aggregate import protocol_of
 from .describe import curve_summary
 from .format import PERCENT_METRICS, metric_label
+from .model_label import model_label, model_spec
 from .stats import Stat
 
 
@@ -157,6 +163,62 @@ def points_figure(board: Board, out: Path) -> dict[str, Any] | None:
            f"{matrix.notna().any().sum()} entries; mean over scenarios: "
            + "; ".join(f"{k} {v:.3g}" for k, v in means.dropna().items()))
     return {"src": f"plots/{out.name}", "caption": f"{table.title}, per scenario and entry (mean over seeds).", "alt": alt}
+
+
+def line_points(results: list[dict[str, Any]], sets: list[str], protocol: str,
+                labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """(set, model, entry, clean, natural) in percent: per entry with ok records on `protocol`, its clean
+    accuracy and its accuracy on each of `sets` (the datasets natural scenarios play), means over seeds of
+    the per-seed means."""
+    rows = []
+    for res in results:
+        clean: dict[Any, list[float]] = {}
+        natural: dict[str, dict[Any, list[float]]] = {}
+        specs, checkpoints = [], set()
+        for r in res.get("records", []):
+            cell, acc = r.get("cell") or {}, (r.get("metrics") or {}).get("accuracy")
+            if r.get("status") != "ok" or acc is None or protocol_of(res, r) != protocol:
+                continue
+            played = (cell.get("spec") or {}).get("dataset")
+            if cell.get("family") == "clean":
+                clean.setdefault(cell.get("seed"), []).append(acc)
+            elif cell.get("family") == "natural" and played in sets:
+                natural.setdefault(played, {}).setdefault(cell.get("seed"), []).append(acc)
+            else:
+                continue
+            specs.append(model_spec(r))
+            checkpoints.add((r.get("provenance") or {}).get("checkpoint_sha256"))
+        if not clean or not natural:
+            continue
+        clean_mean = Stat.of([sum(v) / len(v) for v in clean.values()]).mean
+        model = model_label(specs[0], checkpoints)
+        for name in sets:
+            if name in natural:
+                mean = Stat.of([sum(v) / len(v) for v in natural[name].values()]).mean
+                rows.append({"set": name, "model": model, "entry": (labels or {}).get(res["id"], res["name"]),
+                             "clean": 100 * clean_mean, "natural": 100 * mean})
+    return pd.DataFrame(rows, columns=["set", "model", "entry", "clean", "natural"])
+
+
+def accuracy_on_the_line(board: Board, results: list[dict[str, Any]], labels: dict[str, str],
+                         out: Path) -> dict[str, Any] | None:
+    """The natural board's sets against clean accuracy, one point per model and entry (across benchmarks)."""
+    sets = list(dict.fromkeys(
+        (r.get("cell") or {}).get("spec", {}).get("dataset") for res in results if res.get("benchmark") == board.benchmark
+        for r in res.get("records", []) if (r.get("cell") or {}).get("scenario") in board.scenarios))
+    sets = [s for s in sets if s]
+    points = line_points(results, sets, board.protocol, labels)
+    if points.empty:
+        return None
+    fig = plots.accuracy_on_the_line_figure(points)
+    plots.save(fig, out)
+    alt = ("Scatter chart: accuracy on each natural test set against clean accuracy (%), one point per model and "
+           "entry; " + "; ".join(f"{r.set}: {r.entry} on {r.model} {r.clean:.1f} -> {r.natural:.1f}"
+                                 for r in points.itertuples()))
+    return {"src": f"plots/{out.name}", "caption": "Accuracy on the line: each point is one model and entry, its "
+            "accuracy on a natural test set against its clean accuracy (mean over seeds), with every entry on this "
+            "protocol that has both, from this and the other benchmarks; solid lines are each set's least-squares "
+            "fit, the dashed line is no drop from clean.", "alt": alt}
 
 
 def _safe(name: str) -> str:

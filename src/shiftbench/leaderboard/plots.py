@@ -1,5 +1,6 @@
 """Matplotlib figures for the site: error vs severity, online error along a stream, prior-estimation error
-vs window, per-scenario points, and the scenario x entry heat map.
+vs window, per-scenario points, accuracy on a natural test set vs clean accuracy, and the scenario x
+entry heat map.
 
 Each `*_figure` function returns a Figure (tests inspect it) and `save` writes it as SVG.
 Figures are shown with <img>, so nothing in them can run in the page. Text is drawn as paths
@@ -227,6 +228,34 @@ def point_figure(matrix: pd.DataFrame, *, ylabel: str, percent: bool) -> Figure:
     ax.set_ylabel(ylabel)
     ax.set_ylim(*sensible_limits(matrix.to_numpy(dtype=float).ravel(), percent=percent))
     ax.grid(axis="x", visible=False)
+    _legend(fig, ax)
+    fit_tick_labels(fig, ax)
+    return fig
+
+
+@_styled
+def accuracy_on_the_line_figure(points: pd.DataFrame) -> Figure:
+    """points: columns set, model, clean, natural (percent): one marker per (model, natural test set), one
+    marker style per set, each set's least-squares line where it has two clean accuracies or more, and the
+    dashed diagonal (no drop from clean), as "accuracy on the line" (Recht et al. 2019; Miller et al. 2021)
+    reads them."""
+    sets = list(dict.fromkeys(points["set"]))
+    fig = _figure(5.6, 4.4 + 0.16 * len(sets))
+    ax = fig.add_subplot()
+    for k, name in enumerate(sets):
+        mine = points[points["set"] == name]
+        line = ax.plot(mine.clean, mine.natural, linestyle="none", marker=MARKERS[k % len(MARKERS)], markersize=6,
+                       label=name)[0]
+        if mine.clean.nunique() >= 2:
+            slope, intercept = np.polyfit(mine.clean.to_numpy(float), mine.natural.to_numpy(float), 1)
+            xs = np.array([mine.clean.min(), mine.clean.max()])
+            ax.plot(xs, slope * xs + intercept, color=line.get_color(), linewidth=1, alpha=0.7)
+    lo, hi = sensible_limits(list(points.clean) + list(points.natural), percent=True)
+    ax.plot([lo, hi], [lo, hi], color="0.5", linestyle="--", linewidth=1)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("clean accuracy (%)")
+    ax.set_ylabel("accuracy on the natural test set (%)")
     _legend(fig, ax)
     fit_tick_labels(fig, ax)
     return fig

@@ -215,6 +215,10 @@ class SiteBuilder:
         elif board.family == "label":
             fig = figures.prior_window_figure(board, self.cells, self.by_id, plot_dir / f"{board.slug}-prior-window.svg")
             figs += [fig] if fig else []
+        elif board.family == "natural" and not board.published_only:
+            fig = figures.accuracy_on_the_line(board, self.results, self.labels,
+                                               plot_dir / f"{board.slug}-accuracy-on-the-line.svg")
+            figs += [fig] if fig else []
         elif board.family in ("concept", "translation"):
             fig = figures.points_figure(board, plot_dir / f"{board.slug}-points.svg")
             figs += [fig] if fig else []

@@ -21,6 +21,12 @@ set per scenario too. Both are part of each scenario's resolved spec (and so of 
 keys and records). A label-correlated order is a shift of its own (label_correlated_order),
 applied after this.
 
+A scenario's `dataset` plays that dataset's split instead of the benchmark's (a natural test set
+such as CIFAR-10.1 beside CIFAR-10, scored with the benchmark's model); its classes must be the
+benchmark dataset's or some of them (ImageNet-R's 200 of ImageNet's 1000: the model's logits
+are restricted to them, models/class_subset.py), and the scenario is kept only when that
+dataset is on disk (`missing_data` says which were dropped for want of data).
+
 `extends: OTHER` starts from benchmarks/OTHER.yaml and replaces the top-level fields this
 file gives (a sibling on another copy of the data keeps the scenario list);
 `skip_scenarios` drops expanded scenarios whose names match its glob patterns.
@@ -61,6 +67,8 @@ class ScenarioSpec(BaseModel):
     family: Literal["clean", "covariate", "label", "concept", "translation", "natural"]
     description: str = ""
     split: Literal["test", "source_val"] = "test"
+    dataset: str | None = Field(None, description="play this dataset's split instead of the benchmark's: a natural "
+                                                  "test set of the benchmark dataset's classes, or of some of them")
     shifts: list[dict[str, Any]] = Field(default_factory=list)
     segments: list[list[dict[str, Any]]] | None = None
     train_shifts: list[dict[str, Any]] = Field(default_factory=list)
@@ -72,8 +80,12 @@ class ScenarioSpec(BaseModel):
     order: Order | None = Field(None, description="this scenario's stream order (default: the benchmark's)")
     n_per_scenario: Count | None = Field(None, description="this scenario's subset size (default: the benchmark's)")
 
+    def needed_data(self) -> list[str]:
+        """The datasets this scenario needs on disk beyond the benchmark's: requires_data and its own dataset."""
+        return self.requires_data + ([self.dataset] if self.dataset and self.dataset not in self.requires_data else [])
+
     def wanted(self) -> bool:
-        return all(map(data_present, self.requires_data)) and not (
+        return all(map(data_present, self.needed_data())) and not (
             self.unless_data and all(map(data_present, self.unless_data)))
 
     def segment_chains(self) -> list[list[dict[str, Any]]]:
@@ -83,7 +95,8 @@ class ScenarioSpec(BaseModel):
         """What decides this scenario's stream: the split, its subset and order, the shift chains as
         played (parameters filled), the name that seeds them, the image-level stream settings; and
         the online window."""
-        return {"split": self.split, "n_per_scenario": self.n_per_scenario, "order": self.order,
+        played = {"dataset": self.dataset} if self.dataset else {}  # absent when unset: older keys stay as they were
+        return {**played, "split": self.split, "n_per_scenario": self.n_per_scenario, "order": self.order,
                 "segments": self.stream.played_chains(self.segment_chains()), "train_shifts": self.train_shifts,
                 "seed_name": self.stream.seed_name or self.name, "stream": self.stream.layout(),
                 "window": self.stream.window}
@@ -129,6 +142,11 @@ class Benchmark(BaseModel):
         raise UserError(f"unknown scenario '{name}' in benchmark '{self.name}'")
 
     _definition_hash: str = PrivateAttr("")
+    _missing: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+
+    def missing_data(self) -> dict[str, list[str]]:
+        """Scenarios dropped because data they need is not on disk: name -> the datasets missing."""
+        return dict(self._missing)
 
     def content_hash(self) -> str:
         """Hash of the whole definition as written (every scenario, whatever data is on disk)."""
@@ -170,6 +188,8 @@ def load_benchmark(name_or_path: str | Path, *, referrer: str | None = None) -> 
             for chain in s.segment_chains() + [s.train_shifts]:
                 chain[:] = [check_shift_spec(spec, source=where) for spec in chain]
             check_stream_settings(s.stream, s.segment_chains(), source=where)
+            if s.dataset:
+                check_loader_params(load_manifest(s.dataset, referrer=where, field="dataset"))
         bench.model = check_model_spec(bench.model, source=source)
         bench.training = check_recipe(bench.training, source=source)
         manifest = load_manifest(bench.dataset, referrer=source)
@@ -177,11 +197,17 @@ def load_benchmark(name_or_path: str | Path, *, referrer: str | None = None) -> 
             raise UserError(f"'{bench.dataset}' is a {manifest.kind} manifest, not a dataset", source=source,
                             field="dataset")
         check_loader_params(manifest)
-        default_order = bench.order or ("as_stored" if stored_in_random_order(manifest) else "shuffled")
+
+        def default_order(s: ScenarioSpec) -> str:
+            played = load_manifest(s.dataset) if s.dataset else manifest
+            return bench.order or ("as_stored" if stored_in_random_order(played) else "shuffled")
+
         for s in bench.scenarios:
-            s.order = s.order or default_order
+            s.order = s.order or default_order(s)
             s.n_per_scenario = s.n_per_scenario or bench.n_per_scenario
         bench._definition_hash = config_hash(bench.model_dump(mode="json"))
+        bench._missing = {s.name: [d for d in s.needed_data() if not data_present(d)]
+                          for s in bench.scenarios if not s.wanted() and not s.unless_data}
         bench.scenarios = [s for s in bench.scenarios if s.wanted()]  # validated all, keep what the data allows
         _cache[key] = bench
     return _cache[key]

@@ -1,6 +1,6 @@
 """The whole computation of one cell, from its spec to its record:
 
-  workspace.model -> workspace.stream -> create_method -> method.setup -> run_stream -> metrics.
+  workspace.stream_model -> workspace.stream -> create_method -> method.setup -> run_stream -> metrics.
 
 A record holds the metrics of the whole stream, per-segment metrics when the stream has more
 than one segment (a mixed stream's per segment it was mixed from, in their order; a cycled
@@ -40,7 +40,7 @@ def compute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
     start = time.perf_counter()
     record: dict[str, Any] = {"key": cell.key, "cell": cell.as_dict(), "status": "ok", "error": None, "provenance": {}}
     try:
-        model = workspace.model(cell)
+        model = workspace.stream_model(cell)  # restricted to the played set's classes where it has fewer
         if model.sha256 != cell.checkpoint_sha256:
             raise RuntimeError("source checkpoint differs from the one this cell was planned with")
         stream = workspace.stream(cell)

@@ -82,7 +82,9 @@ def plan(checked: list[CheckedSubmission], workspace: Workspace) -> dict[str, li
     for c in checked:
         cells = []
         for cell in cells_of(c):
-            cell = replace(cell, data_sha256=workspace.data_sha256(cell.dataset), code=code_identity(cell, memo))
+            cell = replace(cell, data_sha256=workspace.cell_data_sha256(cell), code=code_identity(cell, memo))
+            if cell.spec.get("dataset"):
+                workspace.class_columns(cell)  # a played set of classes the model lacks stops the run here
             cells.append(replace(cell, checkpoint_sha256=workspace.model(cell).sha256))
         out[c.path] = cells
     return out

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
 
-from ..core.hashing import seed_from
+from ..core.hashing import config_hash, seed_from
 from ..core.imageset import ImageSet
 from ..data import DatasetSplits, load_dataset
 from ..data.test_stream import shuffled, stratified_subset
 from ..evaluation.stream_layout import lay_out
 from ..methods import SourceContext
 from ..models import SourceModel, get_source_model
+from ..models.class_subset import restrict_classifier, restrict_split, subset_columns
 from ..models.forward import forward
 from ..shifts import apply_shifts
 from .cell import Cell
@@ -76,6 +78,36 @@ class Workspace:
         return self._data.remember(key, lambda: apply_shifts(
             data, shifts, seed_from(cell.benchmark, "train_shifts", shifts, split, cell.seed)))
 
+    def cell_data_sha256(self, cell: Cell) -> str:
+        """The sha256 of the data a cell reads: the benchmark's dataset and, for a scenario that plays
+        another dataset's split, that one too."""
+        own = self.data_sha256(cell.dataset)
+        played = cell.spec.get("dataset")
+        return config_hash([own, self.data_sha256(played)], length=64) if played else own
+
+    def played_dataset(self, cell: Cell) -> str:
+        return cell.spec.get("dataset") or cell.dataset
+
+    def class_columns(self, cell: Cell) -> list[int] | None:
+        """The model's logit columns of the played test set's classes (models/class_subset.py), or None
+        when the played set has the model's own classes in the model's order."""
+        model_classes = self.dataset(cell.dataset).source_train.classes
+        played = self.dataset(self.played_dataset(cell)).split(cell.spec["split"]).classes
+        if tuple(played) == tuple(model_classes):
+            return None
+        return subset_columns(model_classes, played, what=f"dataset '{self.played_dataset(cell)}'")
+
+    def stream_model(self, cell: Cell) -> SourceModel:
+        """The source model as the scenario scores it: restricted to the played set's classes when
+        those are some of the model's (ImageNet-R: 200 of 1000), else the source model itself."""
+        model = self.model(cell)
+        columns = self.class_columns(cell)
+        if columns is None:
+            return model
+        key = ("restricted", _frozen([cell.dataset, cell.benchmark, cell.spec["train_shifts"], cell.model,
+                                      cell.training, cell.seed]), tuple(columns))
+        return self._shared.remember(key, lambda: replace(model, model=restrict_classifier(model.model, columns)))
+
     def model(self, cell: Cell) -> SourceModel:
         """The source model: trained on the (shifted) source split once, then loaded from the cache."""
         key = _frozen([cell.dataset, cell.benchmark, cell.spec["train_shifts"], cell.model, cell.training, cell.seed])
@@ -114,7 +146,7 @@ class Workspace:
         """The split's rows the scenario plays, before its shifts: the seeded subset, in the seeded order.
         One subset and order per (benchmark, split, seed), so every scenario sees the same images."""
         spec = cell.spec
-        data = self.dataset(cell.dataset).split(spec["split"])
+        data = self.dataset(self.played_dataset(cell)).split(spec["split"])
         if spec.get("n_per_scenario"):
             data = stratified_subset(data, spec["n_per_scenario"],
                                      seed_from(cell.benchmark, spec["split"], "subset", cell.seed))
@@ -146,12 +178,17 @@ class Workspace:
         """What methods may know of the source side; one per model, so its memo (held-out logits,
         calibrators) serves every cell on that model."""
 
+        columns = self.class_columns(cell)
+
         def build():
-            train = self.source_split(cell, "source_train")
-            return SourceContext(model=model.model, val=self.source_split(cell, "source_val"),
-                                 prior=train.class_prior(), device=self.device, seed=cell.seed,
-                                 model_sha256=model.sha256, train=train, batch_size=self.forward_batch(cell))
+            train, val = self.source_split(cell, "source_train"), self.source_split(cell, "source_val")
+            if columns is not None:  # the source side speaks of the played set's classes, as the model now does
+                classes = self.dataset(self.played_dataset(cell)).split(cell.spec["split"]).classes
+                train, val = (restrict_split(s, columns, classes) for s in (train, val))
+            return SourceContext(model=model.model, val=val, prior=train.class_prior(), device=self.device,
+                                 seed=cell.seed, model_sha256=model.sha256, train=train,
+                                 batch_size=self.forward_batch(cell))
 
         key = ("source", cell.dataset, cell.benchmark, _frozen(cell.spec["train_shifts"]), cell.seed, model.sha256,
-               self.forward_batch(cell))
+               self.forward_batch(cell), None if columns is None else tuple(columns))
         return self._shared.remember(key, build)
