@@ -44,7 +44,8 @@ def make_project(root: Path, submissions: dict[str, str], benchmark: str = TINY_
     shutil.copytree(REPO / "data_manifests", root / "data_manifests")
     (root / "benchmarks").mkdir()
     (root / "benchmarks" / "tiny.yaml").write_text(benchmark)
-    shutil.copy(REPO / "benchmarks" / "digits.yaml", root / "benchmarks" / "digits.yaml")
+    for name in ("digits", "digits-full"):
+        shutil.copy(REPO / "benchmarks" / f"{name}.yaml", root / "benchmarks" / f"{name}.yaml")
     subs = root / "leaderboard" / "submissions"
     subs.mkdir(parents=True)
     for name, text in submissions.items():

@@ -20,7 +20,7 @@ def test_groupdro_beats_erm_on_the_worst_group_of_the_default_concept_benchmark(
     subs = root / "leaderboard" / "submissions"
     subs.mkdir(parents=True)
     for recipe in ("erm", "groupdro"):  # the shipped submissions, seed 0 only
-        body = yaml.safe_load((REPO / "leaderboard" / "submissions" / f"concept-{recipe}.yaml").read_text())
+        body = yaml.safe_load((REPO / "leaderboard" / "submissions" / "concept" / f"{recipe}.yaml").read_text())
         (subs / f"{recipe}.yaml").write_text(yaml.safe_dump({**body, "seeds": [0]}))
     monkeypatch.chdir(root)
     assert main(["run", "--quiet", "--store", str(tmp_path / "store")]) == 0
