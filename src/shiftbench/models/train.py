@@ -53,10 +53,11 @@ def model_key(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], see
                        length=24)
 
 
-def build_classifier(spec: dict[str, Any], num_classes: int, in_channels: int) -> Classifier:
+def build_classifier(spec: dict[str, Any], num_classes: int, in_channels: int,
+                     classes: tuple[str, ...] = ()) -> Classifier:
     """The architecture of a (resolved) model spec, its head and preprocessing as the spec says."""
     arch, params, reserved = model_spec.split(spec)
-    model = build_model(arch, num_classes, in_channels, **params)
+    model = build_model(arch, num_classes, in_channels, classes, **params)
     if "head" in reserved:
         try:
             model = Classifier(model.net, head=reserved["head"], preprocessing=model.preprocessing)
@@ -83,9 +84,9 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     ckpt = folder / f"{key}.pt"
     meta = folder / f"{key}.json"
     if ckpt.exists() or meta.exists():  # a cached model that does not load is set aside and trained again
-        heal_cached(ckpt, meta, lambda: build_classifier(arch, train.num_classes, train.images.shape[1]))
+        heal_cached(ckpt, meta, lambda: build_classifier(arch, train.num_classes, train.images.shape[1], train.classes))
     torch.manual_seed(seed)  # before building: the initial weights must depend on the seed alone, not on process history
-    model = build_classifier(arch, train.num_classes, train.images.shape[1])
+    model = build_classifier(arch, train.num_classes, train.images.shape[1], train.classes)
     if not (ckpt.exists() and meta.exists()):
         fit = RECIPES.get(recipe.get("name", "erm"), field="training")
         info = fit(model, train, val, seed=seed, device=device, progress=progress,
@@ -95,10 +96,20 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
         info.update(key=key, arch=name, arch_params=spec, recipe=recipe, seed=seed, data_sha256=train.sha256())
         atomic_write_text(meta, json.dumps(info, indent=2))
     load_weights(model.net, ckpt)
+    sha = file_sha256(ckpt)
+    weights_loaded(model, sha)
     model.to(device).eval()
     info = json.loads(meta.read_text())
     info.setdefault("trained_by", "shiftbench")
-    return SourceModel(model, key, ckpt, file_sha256(ckpt), info)
+    return SourceModel(model, key, ckpt, sha, info)
+
+
+def weights_loaded(model: Classifier, sha256: str) -> None:
+    """A network whose head is computed from its weights (a CLIP zero-shot head, from the text tower)
+    defines weights_loaded(sha256) and builds it now; sha256 (the weights file's) keys its cache."""
+    hook = getattr(model.net, "weights_loaded", None)
+    if callable(hook):
+        hook(sha256)
 
 
 def cached_model(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], seed: int) -> Path | None:
@@ -149,9 +160,10 @@ def load_pretrained(spec: dict[str, Any], train: ImageSet, device: torch.device)
         sha = file_sha256(path)
         info["trained_by"] = "user"
         field = "model.checkpoint"
-    model = build_classifier(spec, train.num_classes, train.images.shape[1])
+    model = build_classifier(spec, train.num_classes, train.images.shape[1], train.classes)
     load_weights(model.net, path, what=f"{arch} {params}" if params else arch, field=field,
                  key_map=reserved.get("key_map"))
+    weights_loaded(model, sha)
     key = config_hash({"checkpoint": sha, "model": spec}, length=24)
     info.update(key=key, checkpoint=str(path), checkpoint_file=path.name)
     return SourceModel(model.to(device).eval(), key, path, sha, info)
