@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,13 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 def tiny_clip(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     clip = open_clip.CLIP(**TINY_CONFIG).eval()
-    with torch.no_grad():  # spread the random text features so classes differ clearly
-        clip.token_embedding.weight.normal_(0, 1)
+    with torch.no_grad():  # random weights scaled so that image features, predictions and entropies vary
+        clip.token_embedding.weight.normal_(0, 1)  # (at init every image gets nearly the same feature)
+        for block in clip.visual.transformer.resblocks:
+            block.attn.in_proj_weight.mul_(5)
+            block.attn.out_proj.weight.mul_(5)
+        clip.visual.class_embedding.mul_(0.1)
+        clip.logit_scale.fill_(math.log(100))  # exp = 100, the literal TDA's code and the CLIP notebook use
     return clip
 
 
