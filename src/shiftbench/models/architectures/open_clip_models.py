@@ -124,18 +124,23 @@ def make(name: str):
               config: dict[str, Any] | None = None, class_names: str | list[str] | None = None,
               templates: str | list[str] = "imagenet") -> Classifier:
         names = class_names_of(class_names, classes or [str(k) for k in range(num_classes)])
-        if config is not None:
-            try:
-                clip = open_clip.CLIP(**config, quick_gelu=quick_gelu)
-            except (TypeError, ValueError, KeyError, AssertionError) as e:
-                raise UserError(f"not an open_clip model config ({type(e).__name__}: {e})", field="model.config") from None
-            tokenizer = open_clip.SimpleTokenizer(context_length=config.get("text_cfg", {}).get("context_length", 77))
-        else:
+        if config is None:
             if name not in open_clip.list_models():
                 raise UserError(f"open_clip has no model config '{name}' (open_clip.list_models()); give `config` "
                                 "for a model of your own", field="model.arch")
-            clip = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
-            tokenizer = open_clip.get_tokenizer(name)
+            config = open_clip.get_model_config(name)
+        config = dict(config)
+        text = config.get("text_cfg", {})
+        if config.pop("custom_text", False) or {"hf_model_name", "hf_tokenizer_name"} & set(text) \
+                or "multimodal_cfg" in config:
+            raise UserError(f"open_clip:{name} has a custom or Hugging Face text tower; only CLIP's own text "
+                            "transformer is supported", field="model.arch")
+        quick_gelu = quick_gelu or bool(config.pop("quick_gelu", False))
+        try:  # what open_clip.create_model builds for such a config, without moving it to a device
+            clip = open_clip.CLIP(**config, quick_gelu=quick_gelu)
+        except (TypeError, ValueError, KeyError, AssertionError) as e:
+            raise UserError(f"not an open_clip model config ({type(e).__name__}: {e})", field="model.config") from None
+        tokenizer = open_clip.SimpleTokenizer(context_length=config.get("text_cfg", {}).get("context_length", 77))
         size = clip.visual.image_size
         size = size[0] if isinstance(size, (tuple, list)) else size
         prep = tag_preprocessing(open_clip, name, pretrained, int(size))
@@ -143,7 +148,7 @@ def make(name: str):
                           preprocessing=prep)
 
     build.__doc__ = f"open_clip model {name} with a zero-shot head (weights from a file or manifest, never downloaded)"
-    build.__code_depends_on__ = (open_clip.create_model, open_clip.CLIP)
+    build.__code_depends_on__ = (open_clip.CLIP,)
     return build
 
 
