@@ -3,7 +3,8 @@
 A checkpoint is a state dict, or a dict holding one under `state_dict`, `model`,
 `model_state_dict` or `net` (the usual wrappers; the first that is a mapping of tensors
 wins), or a TorchScript archive (OpenAI's CLIP releases), whose parameters and buffers are
-read with torch.jit.load (TorchScript code, never Python pickles). Keys lose a `module.` (DataParallel) or `model.` prefix that every key carries, then
+read with torch.jit.load (TorchScript code, never Python pickles). Keys lose a `module.`
+(DataParallel) or `model.` prefix that every key carries, then
 `key_map` renames prefixes ({old: new}, longest match first). Loading is strict: the error
 names the file and the first missing, unexpected and wrong-shaped keys. Never unpickles
 anything but tensors and plain containers (torch.load(weights_only=True)).
@@ -144,14 +145,18 @@ def as_checkpointed(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str,
 
 
 def load_weights(net: nn.Module, path: Path, *, what: str = "", field: str = "model.checkpoint",
-                 key_map: Mapping[str, str] | None = None) -> None:
+                 key_map: Mapping[str, str] | None = None, except_prefix: str | None = None) -> None:
     """Load the checkpoint at path into net, strictly; `what` names net in errors.
 
     Strict except for BatchNorm's `num_batches_tracked` counters, which older checkpoints lack
-    and which never change an output.
+    and which never change an output. `except_prefix` (a backbone's head, "head."): the file's
+    keys under it are dropped and the network's are not required (they keep their values).
     """
     state = as_checkpointed(net, read_state_dict(path, key_map=key_map, field=field))
     own = net.state_dict()
+    if except_prefix:
+        state = {k: v for k, v in state.items() if not k.startswith(except_prefix)}
+        own = {k: v for k, v in own.items() if not k.startswith(except_prefix)}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()

@@ -79,7 +79,8 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
         return load_pretrained(arch, train, device)
     spec = dict(arch)
     name = spec.pop("arch", model_spec.DEFAULT_ARCH)
-    key = model_key(train, {"arch": name, **spec}, recipe, seed)
+    backbone = backbone_file(spec["backbone"]) if spec.get("backbone") else None
+    key = model_key(train, {"arch": name, **spec, **backbone_identity(backbone)}, recipe, seed)
     folder = cache_dir() / "models"
     ckpt = folder / f"{key}.pt"
     meta = folder / f"{key}.json"
@@ -88,12 +89,16 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     torch.manual_seed(seed)  # before building: the initial weights must depend on the seed alone, not on process history
     model = build_classifier(arch, train.num_classes, train.images.shape[1], train.classes)
     if not (ckpt.exists() and meta.exists()):
+        if backbone:
+            load_weights(model.net, backbone[0], what=f"{name} (backbone)", field="model.backbone",
+                         key_map=arch.get("key_map"), except_prefix=f"{model.head_name}.")
         fit = RECIPES.get(recipe.get("name", "erm"), field="training")
         info = fit(model, train, val, seed=seed, device=device, progress=progress,
                    **{k: v for k, v in recipe.items() if k != "name"})
         model.cpu()
         save_state_dict(model.net.state_dict(), ckpt)
-        info.update(key=key, arch=name, arch_params=spec, recipe=recipe, seed=seed, data_sha256=train.sha256())
+        info.update(key=key, arch=name, arch_params=spec, recipe=recipe, seed=seed, data_sha256=train.sha256(),
+                    **backbone_identity(backbone))
         atomic_write_text(meta, json.dumps(info, indent=2))
     load_weights(model.net, ckpt)
     sha = file_sha256(ckpt)
@@ -102,6 +107,24 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
     info = json.loads(meta.read_text())
     info.setdefault("trained_by", "shiftbench")
     return SourceModel(model, key, ckpt, sha, info)
+
+
+def backbone_file(name: str) -> tuple[Path, str]:
+    """A backbone's weights: a model manifest's file (verified against its sha256) or a file; with its sha256."""
+    from ..data.manifest import manifests_dir
+
+    if (manifests_dir() / f"{name}.yaml").is_file():
+        return weights_file(*load_model_manifest(name))
+    path = Path(name).expanduser()
+    path = path if path.is_absolute() else project_root() / path
+    if not path.is_file():
+        raise UserError(f"backbone file not found: {path} (nor a model manifest '{name}')", field="model.backbone")
+    return path, file_sha256(path)
+
+
+def backbone_identity(backbone: tuple[Path, str] | None) -> dict[str, str]:
+    """What enters the cache key and the info of a model trained on a backbone: the backbone file's sha256."""
+    return {"backbone_sha256": backbone[1]} if backbone else {}
 
 
 def weights_loaded(model: Classifier, sha256: str) -> None:
@@ -118,7 +141,9 @@ def cached_model(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], 
         return None
     spec = dict(arch)
     name = spec.pop("arch", model_spec.DEFAULT_ARCH)
-    ckpt = cache_dir() / "models" / f"{model_key(train, {'arch': name, **spec}, recipe, seed)}.pt"
+    backbone = backbone_file(spec["backbone"]) if spec.get("backbone") else None
+    key = model_key(train, {"arch": name, **spec, **backbone_identity(backbone)}, recipe, seed)
+    ckpt = cache_dir() / "models" / f"{key}.pt"
     return ckpt if ckpt.exists() and ckpt.with_suffix(".json").exists() else None
 
 
