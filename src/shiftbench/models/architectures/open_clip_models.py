@@ -1,8 +1,11 @@
 """`open_clip:<model>`: a CLIP model of open_clip as a zero-shot classifier (an optional extra: `pip install 'shiftbench[clip]'`).
 
-Built with random weights (never a download); the weights come from a model manifest or a
-checkpoint file: a state dict in open_clip's parameter names, or OpenAI's TorchScript release
-(its `input_resolution`, `context_length` and `vocab_size` entries are dropped; checkpoint.py).
+Built as open_clip.CLIP from the model's config (what open_clip.create_model builds for CLIP's
+own text transformer; configs with a custom or Hugging Face text tower are refused), with
+random weights and open_clip's SimpleTokenizer, never a download. The weights come from a model
+manifest or a checkpoint file: a state dict in open_clip's parameter names, or OpenAI's
+TorchScript release (its `input_resolution`, `context_length`, `vocab_size` and `attn_mask`
+entries are settings and a derived mask, not weights: dropped, as open_clip drops them).
 Parameters:
   pretrained    the open_clip pretrained tag the weights are (e.g. openai, laion2b_s34b_b79k):
                 recorded, and it picks that tag's preprocessing (mean, std, interpolation)
@@ -14,8 +17,8 @@ Parameters:
   templates     imagenet | imagenet_simple | cifar | a list of strings with one '{}'
 The head (models/zero_shot.py) is computed from the text tower once the weights are in
 (`weights_loaded`), cached by (weights sha256, class names, templates). Preprocessing is the
-tag's: resize the shorter side to the image size (bicubic for OpenAI's), centre crop, OpenAI
-mean / std, inside the model, so shifts act on the benchmark's own images.
+tag's: resize the shorter side to the image size (bicubic for OpenAI's), centre crop, the tag's
+mean and std (OpenAI's by default), inside the model, so shifts act on the benchmark's own images.
 """
 
 from __future__ import annotations
