@@ -12,6 +12,7 @@ from tiny_clip import direct_zero_shot_logits, tiny_clip_manifest
 
 from torchvision.transforms.v2 import functional as TF
 
+from shiftbench.core.errors import UserError
 from shiftbench.leaderboard import load_boards
 from shiftbench.models.traits import model_traits
 from shiftbench.run.benchmark import load_benchmark
@@ -110,3 +111,12 @@ def test_a_tiny_clip_benchmark_runs_end_to_end_and_ranks_zero_shot_tpt_and_tda(p
             assert (rows[a].place.rank < rows[b].place.rank) == (error[a] < error[b] - 1e-12)
     clean = dict(zip(summary.method, summary.clean))
     assert clean == pytest.approx({m: records[m, "clean"]["metrics"]["accuracy"] for m in ("zero_shot", "tpt", "tda")})
+
+
+def test_evaluate_refuses_a_batchnorm_method_on_a_clip_model_before_any_work(proj, tmp_path):
+    import shiftbench
+
+    tiny_clip_manifest(proj, tmp_path / "tiny.pt")
+    (proj / "benchmarks" / "clip-tiny.yaml").write_text(TINY)
+    with pytest.raises(UserError, match="'bn_adapt' cannot run on this model: .* has no BatchNorm layer"):
+        shiftbench.evaluate(methods=["zero_shot", "bn_adapt"], benchmark="clip-tiny")
