@@ -88,7 +88,7 @@ class TDA(Method):
             logits = feature @ self.head.T
             entropy = -(logits.softmax(1) * logits.log_softmax(1)).sum()  # their single-view formula, not log-space
             return feature[0], logits[0], float(entropy), logits.softmax(1)[0]
-        views = augmented_views(image.cpu(), self.n_views, self.generator).to(image.device)
+        views = augmented_views(image, self.n_views, self.generator)
         features = image_features(self.model, views)
         logits = features @ self.head.T
         chosen = select_confident(logits, self.selection)

@@ -96,7 +96,7 @@ class TPT(Method):
         self.generator.set_state(self.generator_start)
 
     def views(self, image: torch.Tensor) -> torch.Tensor:
-        return augmented_views(image.cpu(), self.n_views, self.generator).to(image.device)
+        return augmented_views(image, self.n_views, self.generator)  # crops on the image's device, draws on the CPU
 
     def tuned_logits(self, views: torch.Tensor) -> torch.Tensor:
         """The episodic TPT update on one image's views (the original first): the original view's logits after tuning."""
