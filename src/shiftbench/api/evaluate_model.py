@@ -26,11 +26,11 @@ from torch import nn
 from ..core.errors import UserError
 from ..core.hashing import canonical_json
 from ..leaderboard.aggregate import load_results, scenario_table
-from ..methods import check_method
+from ..methods import check_method, method_classes
 from ..run.benchmark import Benchmark, check_model_spec, load_benchmark
 from ..run.runner import RunReport, run_submissions
 from ..run.store import Store
-from ..run.submission import CheckedSubmission, Submission
+from ..run.submission import CheckedSubmission, Submission, model_lacks
 from .user_model import save_user_model
 
 
@@ -82,8 +82,11 @@ def checked_submissions(model_spec: dict[str, Any], methods: list[str], bench: B
                "benchmark": bench.name, "seeds": seeds, "protocol": protocol,
                "notes": f"evaluated from Python (shiftbench.evaluate) on model {canonical_json(model_spec)}"}
         sub = Submission(**raw)
-        out.append(CheckedSubmission(submission=sub, path=f"shiftbench.evaluate({method})",
-                                     params=check_method(method, sub.params, source="evaluate(params=...)"),
+        checked = check_method(method, sub.params, source="evaluate(params=...)")
+        lacking = model_lacks(sorted({t for cls in method_classes(method, checked) for t in cls.requires}), variant)
+        if lacking:  # before any work, as validation says it for a submission
+            raise UserError(f"'{method}' cannot run on this model: {lacking}", field="methods")
+        out.append(CheckedSubmission(submission=sub, path=f"shiftbench.evaluate({method})", params=checked,
                                      training=bench.training, benchmark=variant, raw=raw))
     return out
 

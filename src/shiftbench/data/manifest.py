@@ -57,6 +57,8 @@ class Manifest(BaseModel):
     root: str | None = Field(None, description="folder inside the data folder that holds what the loader reads")
     files: list[ManifestFile] = Field(default_factory=list)
     sha256: str | None = Field(None, description="sha256 of the built splits, for datasets generated from a package")
+    class_names: list[str] | None = Field(None, description="readable class names in the loader's class order "
+                                                            "(text prompts of zero-shot heads; models/zero_shot.py)")
     model: dict[str, Any] | None = Field(None, description="kind: model: what the weights are (models/manifest.py)")
 
     @model_validator(mode="after")

@@ -10,8 +10,8 @@ A board holds tables of entries x scenarios, each cell the mean ± std over seed
 Every table has a mean column: each seed's mean over the table's columns, then mean ± std of
 those over seeds (for a sequence: the error over the whole stream). Rows are ranked by it,
 ties within the spread share a rank (stats.py); flagged and oracle entries are shown unranked.
-Published rows (published.py) join the covariate table of their severity, with ours minus
-published where we measured the same method on the same model.
+Published rows (published.py) join the covariate table of their severity, or the natural board's
+accuracy table, with ours minus published where we measured the same method on the same model.
 """
 
 from __future__ import annotations
@@ -297,9 +297,10 @@ def build_boards(results: list[dict[str, Any]], cells: pd.DataFrame, segments: p
             tables = _family_tables(frame, family, order, labels, by_id)
         board = Board(bench, model, model_label(spec, checkpoints), family, protocol, tables,
                       list(dict.fromkeys(frame.scenario)))
-        if family == "covariate":
+        if family in ("covariate", "natural"):
             for i, pub in enumerate(published):
-                if pub.benchmark == bench and pub.setting.protocol == protocol and published_matches(pub, spec, checkpoints):
+                if pub.benchmark == bench and pub.family == family and pub.setting.protocol == protocol \
+                        and published_matches(pub, spec, checkpoints):
                     used.add(i)
                     _attach(board, pub)
         boards.append(board)
@@ -308,9 +309,9 @@ def build_boards(results: list[dict[str, Any]], cells: pd.DataFrame, segments: p
             continue
         key = f"published:{pub.model.name}"
         board = next((b for b in boards if b.benchmark == pub.benchmark and b.model == key
-                      and b.protocol == pub.setting.protocol), None)
+                      and b.family == pub.family and b.protocol == pub.setting.protocol), None)
         if board is None:
-            board = Board(pub.benchmark, key, f"{pub.model.name} (published only)", "covariate", pub.setting.protocol,
+            board = Board(pub.benchmark, key, f"{pub.model.name} (published only)", pub.family, pub.setting.protocol,
                           [], [], published_only=True)
             boards.append(board)
         _attach(board, pub)
@@ -323,6 +324,13 @@ def build_boards(results: list[dict[str, Any]], cells: pd.DataFrame, segments: p
 
 
 def _attach(board: Board, pub: Published) -> None:
+    if pub.family == "natural":
+        table = next((t for t in board.tables if t.slug == "accuracy"), None)
+        if table is None:
+            table = Table(slug="accuracy", title="Accuracy (%)", metric="accuracy", columns=[], rows=[])
+            board.tables.insert(0, table)
+        _published_rows(table, pub)
+        return
     slug = f"severity-{pub.setting.severity}"
     table = next((t for t in board.tables if t.slug == slug), None)
     if table is None:

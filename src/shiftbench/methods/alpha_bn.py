@@ -48,6 +48,7 @@ class AlphaBN(Method):
     """mu = (1-alpha) mu_s + alpha mu_t, var likewise; alpha = weight of the test batch."""
 
     wrappable = True
+    requires = ("batchnorm",)  # changes BatchNorm layers only
     swaps_norm_layers = True
 
     def __init__(self, alpha: Annotated[float, Field(ge=0, le=1)] = 0.1, mixture_variance: bool = False):

@@ -94,6 +94,10 @@ class Method:
     # the smallest test batch the method can adapt from (e.g. 2 for one that needs batch statistics);
     # a submission skips the scenarios whose batch size is smaller, and validation says which
     min_batch_size: ClassVar[int] = 1
+    # what the source model must have (models/traits.py): "batchnorm" for a method that only
+    # changes BatchNorm layers, "clip" for one that needs a CLIP zero-shot model; validation
+    # skips, with the reason, the benchmarks whose model lacks it
+    requires: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def base_problem(cls, base: type["Method"]) -> str | None:

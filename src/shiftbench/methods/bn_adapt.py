@@ -22,6 +22,7 @@ class BNAdapt(Method):
     """Replace source BN running statistics by those of each test batch (Schneider et al. 2020, N = 0)."""
 
     wrappable = True
+    requires = ("batchnorm",)  # changes BatchNorm layers only
 
     def __init__(self):
         pass

@@ -102,6 +102,7 @@ class UnMixTNS(Method):
     """BatchNorm replaced by K running statistics components that each image is softly assigned to (non-i.i.d. streams)."""
 
     wrappable = True
+    requires = ("batchnorm",)  # changes BatchNorm layers only
     swaps_norm_layers = True
 
     def __init__(self, components: Annotated[int, Field(ge=1, le=1024)] = 16,

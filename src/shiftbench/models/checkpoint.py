@@ -2,7 +2,9 @@
 
 A checkpoint is a state dict, or a dict holding one under `state_dict`, `model`,
 `model_state_dict` or `net` (the usual wrappers; the first that is a mapping of tensors
-wins). Keys lose a `module.` (DataParallel) or `model.` prefix that every key carries, then
+wins), or a TorchScript archive (OpenAI's CLIP releases), whose parameters and buffers are
+read with torch.jit.load (TorchScript code, never Python pickles). Keys lose a `module.`
+(DataParallel) or `model.` prefix that every key carries, then
 `key_map` renames prefixes ({old: new}, longest match first). Loading is strict: the error
 names the file and the first missing, unexpected and wrong-shaped keys. Never unpickles
 anything but tensors and plain containers (torch.load(weights_only=True)).
@@ -40,7 +42,10 @@ def read_state_dict(path: Path, *, key_map: Mapping[str, str] | None = None,
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols it reads fine
             warnings.simplefilter("ignore", UserWarning)
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+            if is_torchscript(path):
+                raw = dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            else:
+                raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling refused or failed, or not a torch file at all: one line either way
         imported = imported_names(path, e)
         if imported:
@@ -55,6 +60,18 @@ def read_state_dict(path: Path, *, key_map: Mapping[str, str] | None = None,
         raise UserError(f"{path} holds no state dict (a mapping of parameter names to tensors, plain or under "
                         f"{'/'.join(WRAPPERS)}); found {found}", field=field)
     return rename(strip_prefix(state), key_map or {})
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive: a zip holding compiled code and constants, which torch.load(weights_only) refuses."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except OSError:
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
 def imported_names(path: Path, error: Exception) -> list[str]:
@@ -115,15 +132,31 @@ def rename(state: dict[str, torch.Tensor], key_map: Mapping[str, str]) -> dict[s
     return out
 
 
+def as_checkpointed(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A network may say that published checkpoints hold one submodule's parameters
+    (`checkpoint_prefix`, e.g. "clip." for a CLIP model inside a zero-shot classifier: added when
+    no key has it) and which entries of published files mean nothing to it (`ignored_checkpoint_keys`)."""
+    prefix = getattr(net, "checkpoint_prefix", "")
+    ignored = set(getattr(net, "ignored_checkpoint_keys", ()))
+    state = {k: v for k, v in state.items() if k not in ignored}
+    if prefix and not any(k.startswith(prefix) for k in state):
+        state = {prefix + k: v for k, v in state.items()}
+    return state
+
+
 def load_weights(net: nn.Module, path: Path, *, what: str = "", field: str = "model.checkpoint",
-                 key_map: Mapping[str, str] | None = None) -> None:
+                 key_map: Mapping[str, str] | None = None, except_prefix: str | None = None) -> None:
     """Load the checkpoint at path into net, strictly; `what` names net in errors.
 
     Strict except for BatchNorm's `num_batches_tracked` counters, which older checkpoints lack
-    and which never change an output.
+    and which never change an output. `except_prefix` (a backbone's head, "head."): the file's
+    keys under it are dropped and the network's are not required (they keep their values).
     """
-    state = read_state_dict(path, key_map=key_map, field=field)
+    state = as_checkpointed(net, read_state_dict(path, key_map=key_map, field=field))
     own = net.state_dict()
+    if except_prefix:
+        state = {k: v for k, v in state.items() if not k.startswith(except_prefix)}
+        own = {k: v for k, v in own.items() if not k.startswith(except_prefix)}
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()

@@ -4,6 +4,8 @@
   weights       a model manifest: fills arch, its parameters, key_map and preprocessing
   checkpoint    a weights file (relative paths start at the project root); with neither,
                 the suite trains the model (training recipe) and caches it
+  backbone      a model manifest or a file holding every weight but the head's: loaded, then
+                the training recipe fits the rest (linear_probe: the head on frozen features)
   key_map       {old prefix: new prefix} renames of the checkpoint's keys
   head          the classifier layer's name, when the architecture's default is not it
   mean, std, input_size, resize, interpolation   preprocessing (models/preprocessing.py)
@@ -26,7 +28,7 @@ from .preprocessing import FIELDS as PREPROCESSING
 from .preprocessing import Preprocessing
 
 SOURCES = ("weights", "checkpoint")
-RESERVED = ("arch", *SOURCES, "key_map", "head", *PREPROCESSING)
+RESERVED = ("arch", *SOURCES, "backbone", "key_map", "head", *PREPROCESSING)
 DEFAULT_ARCH = "small_cnn"
 
 
@@ -50,7 +52,10 @@ def resolve(model: dict[str, Any], *, source: str | None = None) -> dict[str, An
     if all(spec.get(k) is not None for k in SOURCES):
         raise UserError("give weights (a model manifest) or checkpoint (a file), not both", source=source,
                         field="model.checkpoint")
-    for key in SOURCES:
+    if spec.get("backbone") is not None and any(spec.get(k) is not None for k in SOURCES):
+        raise UserError("a backbone is trained on (its head fitted); give it without weights or checkpoint",
+                        source=source, field="model.backbone")
+    for key in (*SOURCES, "backbone"):
         if key in spec and not isinstance(spec[key], str):
             raise UserError(f"must be a {'manifest name' if key == 'weights' else 'file path'}, got "
                             f"{short_repr(spec[key])}", source=source, field=f"model.{key}")

@@ -53,10 +53,11 @@ def model_key(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], see
                        length=24)
 
 
-def build_classifier(spec: dict[str, Any], num_classes: int, in_channels: int) -> Classifier:
+def build_classifier(spec: dict[str, Any], num_classes: int, in_channels: int,
+                     classes: tuple[str, ...] = ()) -> Classifier:
     """The architecture of a (resolved) model spec, its head and preprocessing as the spec says."""
     arch, params, reserved = model_spec.split(spec)
-    model = build_model(arch, num_classes, in_channels, **params)
+    model = build_model(arch, num_classes, in_channels, classes, **params)
     if "head" in reserved:
         try:
             model = Classifier(model.net, head=reserved["head"], preprocessing=model.preprocessing)
@@ -78,27 +79,60 @@ def get_source_model(train: ImageSet, val: ImageSet, arch: dict[str, Any], recip
         return load_pretrained(arch, train, device)
     spec = dict(arch)
     name = spec.pop("arch", model_spec.DEFAULT_ARCH)
-    key = model_key(train, {"arch": name, **spec}, recipe, seed)
+    backbone = backbone_file(spec["backbone"]) if spec.get("backbone") else None
+    key = model_key(train, {"arch": name, **spec, **backbone_identity(backbone)}, recipe, seed)
     folder = cache_dir() / "models"
     ckpt = folder / f"{key}.pt"
     meta = folder / f"{key}.json"
     if ckpt.exists() or meta.exists():  # a cached model that does not load is set aside and trained again
-        heal_cached(ckpt, meta, lambda: build_classifier(arch, train.num_classes, train.images.shape[1]))
+        heal_cached(ckpt, meta, lambda: build_classifier(arch, train.num_classes, train.images.shape[1], train.classes))
     torch.manual_seed(seed)  # before building: the initial weights must depend on the seed alone, not on process history
-    model = build_classifier(arch, train.num_classes, train.images.shape[1])
+    model = build_classifier(arch, train.num_classes, train.images.shape[1], train.classes)
     if not (ckpt.exists() and meta.exists()):
+        if backbone:
+            load_weights(model.net, backbone[0], what=f"{name} (backbone)", field="model.backbone",
+                         key_map=arch.get("key_map"), except_prefix=f"{model.head_name}.")
         fit = RECIPES.get(recipe.get("name", "erm"), field="training")
         info = fit(model, train, val, seed=seed, device=device, progress=progress,
                    **{k: v for k, v in recipe.items() if k != "name"})
         model.cpu()
         save_state_dict(model.net.state_dict(), ckpt)
-        info.update(key=key, arch=name, arch_params=spec, recipe=recipe, seed=seed, data_sha256=train.sha256())
+        info.update(key=key, arch=name, arch_params=spec, recipe=recipe, seed=seed, data_sha256=train.sha256(),
+                    **backbone_identity(backbone))
         atomic_write_text(meta, json.dumps(info, indent=2))
     load_weights(model.net, ckpt)
+    sha = file_sha256(ckpt)
+    weights_loaded(model, sha)
     model.to(device).eval()
     info = json.loads(meta.read_text())
     info.setdefault("trained_by", "shiftbench")
-    return SourceModel(model, key, ckpt, file_sha256(ckpt), info)
+    return SourceModel(model, key, ckpt, sha, info)
+
+
+def backbone_file(name: str) -> tuple[Path, str]:
+    """A backbone's weights: a model manifest's file (verified against its sha256) or a file; with its sha256."""
+    from ..data.manifest import manifests_dir
+
+    if (manifests_dir() / f"{name}.yaml").is_file():
+        return weights_file(*load_model_manifest(name))
+    path = Path(name).expanduser()
+    path = path if path.is_absolute() else project_root() / path
+    if not path.is_file():
+        raise UserError(f"backbone file not found: {path} (nor a model manifest '{name}')", field="model.backbone")
+    return path, file_sha256(path)
+
+
+def backbone_identity(backbone: tuple[Path, str] | None) -> dict[str, str]:
+    """What enters the cache key and the info of a model trained on a backbone: the backbone file's sha256."""
+    return {"backbone_sha256": backbone[1]} if backbone else {}
+
+
+def weights_loaded(model: Classifier, sha256: str) -> None:
+    """A network whose head is computed from its weights (a CLIP zero-shot head, from the text tower)
+    defines weights_loaded(sha256) and builds it now; sha256 (the weights file's) keys its cache."""
+    hook = getattr(model.net, "weights_loaded", None)
+    if callable(hook):
+        hook(sha256)
 
 
 def cached_model(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], seed: int) -> Path | None:
@@ -107,7 +141,9 @@ def cached_model(train: ImageSet, arch: dict[str, Any], recipe: dict[str, Any], 
         return None
     spec = dict(arch)
     name = spec.pop("arch", model_spec.DEFAULT_ARCH)
-    ckpt = cache_dir() / "models" / f"{model_key(train, {'arch': name, **spec}, recipe, seed)}.pt"
+    backbone = backbone_file(spec["backbone"]) if spec.get("backbone") else None
+    key = model_key(train, {"arch": name, **spec, **backbone_identity(backbone)}, recipe, seed)
+    ckpt = cache_dir() / "models" / f"{key}.pt"
     return ckpt if ckpt.exists() and ckpt.with_suffix(".json").exists() else None
 
 
@@ -149,9 +185,10 @@ def load_pretrained(spec: dict[str, Any], train: ImageSet, device: torch.device)
         sha = file_sha256(path)
         info["trained_by"] = "user"
         field = "model.checkpoint"
-    model = build_classifier(spec, train.num_classes, train.images.shape[1])
+    model = build_classifier(spec, train.num_classes, train.images.shape[1], train.classes)
     load_weights(model.net, path, what=f"{arch} {params}" if params else arch, field=field,
                  key_map=reserved.get("key_map"))
+    weights_loaded(model, sha)
     key = config_hash({"checkpoint": sha, "model": spec}, length=24)
     info.update(key=key, checkpoint=str(path), checkpoint_file=path.name)
     return SourceModel(model.to(device).eval(), key, path, sha, info)

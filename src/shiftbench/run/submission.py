@@ -109,11 +109,31 @@ def check_submission(path: Path) -> CheckedSubmission:
 
 
 def unsupported_scenarios(method: str, params: dict[str, Any], bench: Benchmark) -> dict[str, str]:
-    """The benchmark's scenarios whose test batches are smaller than the method (or, for a composite,
-    its base) can adapt from, each with the reason."""
-    need = max(cls.min_batch_size for cls in method_classes(method, params))
+    """The benchmark's scenarios the method cannot run, each with the reason: all of them when the
+    benchmark's model lacks what the method (or, for a composite, its base) requires (BatchNorm
+    layers, a CLIP head), else those whose test batches are smaller than it can adapt from."""
+    classes = method_classes(method, params)
+    lacking = model_lacks(sorted({t for cls in classes for t in cls.requires}), bench)
+    if lacking:
+        return {s.name: lacking for s in bench.scenarios}
+    need = max(cls.min_batch_size for cls in classes)
     return {s.name: f"batch size {bench.batch_size_of(s)} < {need}, the smallest '{method}' can adapt from"
             for s in bench.scenarios if bench.batch_size_of(s) < need}
+
+
+def model_lacks(required: list[str], bench: Benchmark) -> str | None:
+    """Why the benchmark's model cannot serve a method that requires these traits, or None."""
+    if not required:
+        return None
+    from ..data import load_manifest
+    from ..models.traits import LACKS, model_traits
+
+    names = load_manifest(bench.dataset).class_names
+    traits = model_traits(bench.model, len(names) if names else 10)
+    missing = [t for t in required if traits is not None and t not in traits]
+    if not missing:
+        return None
+    return f"the benchmark's model ({bench.model.get('arch', 'small_cnn')}) {LACKS[missing[0]]}"
 
 
 def check_all(paths: list[Path]) -> list[CheckedSubmission]:

@@ -4,7 +4,7 @@ A builder is fn(num_classes, in_channels, **params) -> Classifier (or a plain nn
 which is wrapped with its last nn.Linear as the head and no preprocessing) taking float
 images in [0, 1]; its keyword parameters (typed, with defaults) are the `model:` fields it
 accepts. It may leave out num_classes / in_channels if it does not need them (a user's
-`build()`). Families answer names with a prefix (`torchvision:resnet50`, `timm:NAME`,
+`build()`), and may ask for `classes`, the dataset's class names (a zero-shot head's labels). Families answer names with a prefix (`torchvision:resnet50`, `timm:NAME`,
 `import:pkg.module:build`) through the same registry.
 """
 
@@ -20,7 +20,7 @@ from ...core.params import short_repr, validate_params
 from ...core.registry import Registry
 from ..classifier import Classifier, last_linear
 
-BUILD_ARGS = ("num_classes", "in_channels")
+BUILD_ARGS = ("num_classes", "in_channels", "classes")
 
 ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry(
     "architecture", "shiftbench.models.architectures", "shiftbench.architectures", accept=lambda fn: _builder(fn))
@@ -49,7 +49,7 @@ def check_arch_params(arch: str, params: dict[str, Any], *, source: str | None =
     return validate_params(fn, params, source=source, what=f"architecture '{arch}'", skip=BUILD_ARGS, field="model")
 
 
-def build_model(arch: str, num_classes: int, in_channels: int, **params) -> Classifier:
+def build_model(arch: str, num_classes: int, in_channels: int, classes: tuple[str, ...] = (), **params) -> Classifier:
     fn = ARCHITECTURES.get(arch, field="model.arch")
     params = check_arch_params(arch, params)
     try:
@@ -57,7 +57,9 @@ def build_model(arch: str, num_classes: int, in_channels: int, **params) -> Clas
     except (TypeError, ValueError):
         accepted = {}
     anything = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    given = {k: v for k, v in zip(BUILD_ARGS, (num_classes, in_channels)) if anything or k in accepted}
+    # a **kwargs builder gets num_classes and in_channels as before; classes only when it names them
+    given = {k: v for k, v in zip(BUILD_ARGS, (num_classes, in_channels, tuple(classes)))
+             if k in accepted or (anything and k != "classes")}
     try:
         out = fn(**given, **params)
     except UserError:

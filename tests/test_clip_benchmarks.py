@@ -1,0 +1,122 @@
+"""CLIP benchmarks: clip-imagenet and clip-cifar10 validate; methods a model cannot serve are refused with the reason
+at validation; a random tiny open_clip model through `shiftbench run` ranks zero_shot, tpt and tda on the board."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import REPO, run_cli
+from tiny_clip import direct_zero_shot_logits, tiny_clip_manifest
+
+from torchvision.transforms.v2 import functional as TF
+
+from shiftbench.core.errors import UserError
+from shiftbench.leaderboard import load_boards
+from shiftbench.models.traits import model_traits
+from shiftbench.run.benchmark import load_benchmark
+from shiftbench.run.plan import cells_of
+from shiftbench.run.submission import check_submission
+from shiftbench.run.workspace import Workspace
+
+TINY = """\
+name: clip-tiny
+description: A random tiny open_clip model on the digits, for tests.
+dataset: digits
+batch_size: 16
+n_per_scenario: 40
+model: {weights: tiny-clip, class_names: [zero, one, two, three, four, five, six, seven, eight, nine]}
+scenarios:
+  - {name: clean, family: clean}
+  - {name: noise-s5, family: covariate, shifts: [{shift: gaussian_noise, severity: 5}]}
+"""
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@pytest.mark.parametrize("name", ["clip-imagenet", "clip-cifar10"])
+def test_the_clip_benchmarks_and_their_submissions_validate(name):
+    bench = load_benchmark(name)
+    assert bench.model["arch"] == "open_clip:ViT-B-32" and bench.model["pretrained"] == "openai"
+    assert bench.model["quick_gelu"] is True and bench.model["interpolation"] == "bicubic"
+    assert bench.model["class_names"] == bench.dataset
+    for method in ("zero_shot", "tpt", "tda"):
+        checked = check_submission(REPO / "leaderboard" / "submissions" / name / f"{method}.yaml")
+        assert checked.unsupported == {}
+
+
+def test_traits_are_read_from_the_architecture_without_building_weights():
+    assert model_traits({"arch": "open_clip:ViT-B-32"}, 1000) == {"clip"}  # LayerNorm only
+    assert model_traits({"arch": "open_clip:RN50"}, 10) == {"clip", "batchnorm"}  # CLIP's ResNet has BatchNorm
+    assert model_traits({"arch": "small_cnn", "width": 4}, 10) == {"batchnorm"}
+
+
+def write_submission(proj, method, benchmark, params="{}"):
+    path = proj / "leaderboard" / "submissions" / f"{method}-{benchmark}.yaml"
+    path.write_text(f"name: {method}\nmethod: {method}\nparams: {params}\nbenchmark: {benchmark}\nseeds: [0]\n")
+    return path
+
+
+def test_validate_refuses_a_method_the_benchmarks_model_cannot_serve_with_the_reason(proj, tmp_path, capsys):
+    tiny_clip_manifest(proj, tmp_path / "tiny.pt")
+    (proj / "benchmarks" / "clip-tiny.yaml").write_text(TINY)
+    bn = write_submission(proj, "bn_adapt", "clip-tiny")
+    code, out, err = run_cli(capsys, "validate", str(bn))
+    assert code == 2 and "has no BatchNorm layer" in err and len(err.strip().splitlines()) == 1
+    wrapped = write_submission(proj, "online_em", "clip-tiny", "{base: bn_adapt}")  # a composite: its base counts
+    code, out, err = run_cli(capsys, "validate", str(wrapped))
+    assert code == 2 and "has no BatchNorm layer" in err
+    tpt_on_cnn = write_submission(proj, "tpt", "tiny")
+    code, out, err = run_cli(capsys, "validate", str(tpt_on_cnn))
+    assert code == 2 and "is not a CLIP zero-shot model" in err
+    tent = write_submission(proj, "tent", "clip-tiny")  # LayerNorm affine parameters: runs
+    code, out, err = run_cli(capsys, "validate", str(tent))
+    assert code == 0, err
+
+
+def test_a_tiny_clip_benchmark_runs_end_to_end_and_ranks_zero_shot_tpt_and_tda(proj, tmp_path, capsys):
+    clip = tiny_clip_manifest(proj, tmp_path / "tiny.pt")
+    assert run_cli(capsys, "data", "fetch", "tiny-clip", "--quiet")[0] == 0
+    (proj / "benchmarks" / "clip-tiny.yaml").write_text(TINY)
+    for method, params in (("zero_shot", "{}"), ("tpt", "{n_views: 8}"), ("tda", "{}")):
+        write_submission(proj, method, "clip-tiny", params)
+    code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
+    assert code == 0, err
+    records = {}
+    for path in (proj / "leaderboard" / "results" / "clip-tiny").glob("*.json"):
+        for rec in json.loads(path.read_text())["records"]:
+            records[rec["cell"]["method"], rec["cell"]["scenario"]] = rec
+    assert set(records) == {(m, s) for m in ("zero_shot", "tpt", "tda") for s in ("clean", "noise-s5")}
+    assert all(r["status"] == "ok" for r in records.values()), [r.get("error") for r in records.values()]
+    # zero_shot's clean accuracy is the published recipe's on the played images (the model sees the 28 px window,
+    # resized to 24 bicubic), computed here with open_clip's own classifier builder
+    ws = Workspace(torch.device("cpu"), progress=False)
+    cell = next(c for c in cells_of(check_submission(proj / "leaderboard" / "submissions" / "zero_shot-clip-tiny.yaml"))
+                if c.scenario == "clean")
+    played = ws.stream(cell)[0].model_view()
+    x = TF.resize(played.images.float() / 255, 24, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    expected = direct_zero_shot_logits(clip, x.clamp(0, 1), DIGITS, ["a photo of a {}.", "a {}"])
+    accuracy = (expected.argmax(1) == played.labels).double().mean().item()
+    assert records["zero_shot", "clean"]["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert records["zero_shot", "clean"]["metrics"]["n"] == 40
+    # the covariate board ranks the three entries by error; the summary shows their clean accuracy
+    summary, boards = load_boards(proj / "leaderboard" / "results")
+    board = next(b for b in boards if b.benchmark == "clip-tiny" and b.family == "covariate")
+    table = next(t for t in board.tables if t.slug == "severity-5")
+    error = {m: records[m, "noise-s5"]["metrics"]["error"] for m in ("zero_shot", "tpt", "tda")}
+    rows = {r.method: r for r in table.entries}
+    assert set(rows) == set(error) and all(rows[m].mean.mean == pytest.approx(error[m]) for m in error)
+    for a in error:  # ranked by error, equal errors sharing a place
+        for b in error:
+            assert (rows[a].place.rank < rows[b].place.rank) == (error[a] < error[b] - 1e-12)
+    clean = dict(zip(summary.method, summary.clean))
+    assert clean == pytest.approx({m: records[m, "clean"]["metrics"]["accuracy"] for m in ("zero_shot", "tpt", "tda")})
+
+
+def test_evaluate_refuses_a_batchnorm_method_on_a_clip_model_before_any_work(proj, tmp_path):
+    import shiftbench
+
+    tiny_clip_manifest(proj, tmp_path / "tiny.pt")
+    (proj / "benchmarks" / "clip-tiny.yaml").write_text(TINY)
+    with pytest.raises(UserError, match="'bn_adapt' cannot run on this model: .* has no BatchNorm layer"):
+        shiftbench.evaluate(methods=["zero_shot", "bn_adapt"], benchmark="clip-tiny")

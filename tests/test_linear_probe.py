@@ -1,0 +1,77 @@
+"""linear_probe: a backbone file loaded with its head left out, every backbone weight frozen, the head the unique
+optimum of L2-regularised multinomial logistic regression on the backbone's features (as scikit-learn finds it),
+cached by the backbone's sha256."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from shiftbench.core.errors import UserError
+from shiftbench.core.imageset import centre_crop
+from shiftbench.data import load_dataset
+from shiftbench.models import get_source_model
+from shiftbench.models.architectures.small_cnn import SmallCNN
+from shiftbench.models.recipes import linear_probe as probe
+from shiftbench.models.spec import resolve
+
+CPU = torch.device("cpu")
+WD = 1e-2
+
+
+def saved_backbone(path, seed=0) -> SmallCNN:
+    torch.manual_seed(seed)
+    net = SmallCNN(10, 3, 4).eval()
+    torch.save(net.state_dict(), path)
+    return net
+
+
+def features(net: SmallCNN, data) -> np.ndarray:
+    seen = []
+    hook = net.head.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    with torch.no_grad():
+        net(((centre_crop(data.images, data.window).float() / 255) - 0.5) / 0.5)
+    hook.remove()
+    return seen[0].flatten(1).double().numpy()
+
+
+def test_the_head_is_the_logistic_regression_optimum_on_the_frozen_backbones_features(tmp_path):
+    net = saved_backbone(tmp_path / "backbone.pt")
+    d = load_dataset("digits")
+    spec = {"arch": "small_cnn", "width": 4, "backbone": str(tmp_path / "backbone.pt")}
+    source = get_source_model(d.source_train, d.source_val, spec, {"name": "linear_probe", "weight_decay": WD}, 0,
+                              CPU, False)
+    mine = source.model.net.state_dict()
+    for k, v in net.state_dict().items():  # every backbone weight as in the file, the head refitted
+        if not k.startswith("head."):
+            assert torch.equal(mine[k], v), k
+    assert not torch.equal(mine["head.weight"], net.state_dict()["head.weight"])
+    x = features(net, d.source_train)
+    ref = LogisticRegression(C=1 / (len(x) * WD), tol=1e-12, max_iter=100_000).fit(x, d.source_train.labels.numpy())
+    torch.testing.assert_close(source.model.net.head.weight.double(), torch.from_numpy(ref.coef_), atol=2e-4, rtol=1e-3)
+    val = features(net, d.source_val)
+    with torch.no_grad():
+        ours = source.model(centre_crop(d.source_val.images, d.source_val.window).float() / 255).softmax(1).double()
+    torch.testing.assert_close(ours, torch.from_numpy(ref.predict_proba(val)), atol=1e-4, rtol=0)
+    assert source.info["backbone_sha256"] and source.info["features"] == x.shape[1]
+
+
+def test_the_probe_is_cached_by_the_backbones_sha256(tmp_path, monkeypatch):
+    saved_backbone(tmp_path / "backbone.pt")
+    d = load_dataset("digits")
+    spec = {"arch": "small_cnn", "width": 4, "backbone": str(tmp_path / "backbone.pt")}
+    recipe = {"name": "linear_probe", "weight_decay": WD}
+    first = get_source_model(d.source_train, d.source_val, spec, recipe, 0, CPU, False)
+    monkeypatch.setattr(probe, "fit_linear_head", lambda *a, **k: pytest.fail("the cached probe was not used"))
+    again = get_source_model(d.source_train, d.source_val, spec, recipe, 0, CPU, False)
+    assert again.key == first.key and again.sha256 == first.sha256
+    saved_backbone(tmp_path / "backbone.pt", seed=1)  # another backbone in the same file: another model
+    with pytest.raises(pytest.fail.Exception, match="cached probe"):
+        get_source_model(d.source_train, d.source_val, spec, recipe, 0, CPU, False)
+
+
+def test_a_backbone_is_not_given_with_weights():
+    with pytest.raises(UserError, match="backbone"):
+        resolve({"arch": "small_cnn", "backbone": "b.pt", "checkpoint": "c.pt"})
