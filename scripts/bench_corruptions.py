@@ -393,7 +393,7 @@ def import_imagecorruptions():
     it is missing a stand-in module with that one function goes in front of the import."""
     if importlib.util.find_spec("imagecorruptions") is None:
         raise SystemExit("--published needs imagecorruptions: pip install imagecorruptions==1.1.2 (in the dev extra)")
-    if importlib.util.find_spec("pkg_resources") is None:
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         stand_in = types.ModuleType("pkg_resources")
         stand_in.resource_filename = lambda package, name: os.path.join(os.path.dirname(sys.modules[package].__file__),
                                                                         name)
@@ -507,13 +507,14 @@ def compare_published(ic, name: str, timing: ImageSet, agree: ImageSet, severity
     return row
 
 
-def run_published(args) -> None:
-    ic = import_imagecorruptions()
-    import imagecorruptions as package_info  # noqa: F401 (the version line below)
+def run_published(args) -> list[dict]:
+    """Print (and return) one row per corruption, size and severity."""
     from importlib.metadata import version
 
+    ic = import_imagecorruptions()
+
     np.random.seed(0)  # imagecorruptions draws from numpy's global generator
-    n32, n224, agree224 = (128, 8, 4) if args.quick else (1000, 64, 16)
+    n32, n224, agree224 = args.images or ((128, 8, 4) if args.quick else (1000, 64, 16))
     small, what = published_images(n32)
     big = upsampled(small, n224, 224)
     model = cifar_resnet20(args.weights_dir, small) if what.startswith("CIFAR") else None
@@ -536,12 +537,9 @@ def run_published(args) -> None:
             print(f"{name:18s} published generator fails on this stack: {failed[name]}")
             continue
         for timing, agree in ((small, small), (big, big.subset(torch.arange(agree224)))):
-            if model is None or timing.image_size != 32:
-                agree_model = None
-            else:
-                agree_model = model
             for s in severities:
-                r = compare_published(ic, name, timing, agree, s, agree_model, args.budget)
+                r = compare_published(ic, name, timing, agree, s, model if timing.image_size == 32 else None,
+                                      args.budget)
                 rows.append(r)
                 errs = (f" {r['err_ours']:8.1f} {r['err_theirs']:8.1f}" if "err_ours" in r else "")
                 print(f"{name:18s} {r['px']:4d} {s:3d} {r['ours']:11.0f} {r['theirs']:10.1f} {r['ratio']:7.1f} "
@@ -553,6 +551,7 @@ def run_published(args) -> None:
               f"{slowest['px']} px s{slowest['sev']} at {slowest['ratio']:.1f}x")
     if args.markdown:
         print(published_markdown(rows, failed, severities))
+    return rows
 
 
 def published_markdown(rows: list[dict], failed: dict[str, str], severities) -> str:
@@ -588,7 +587,7 @@ def published_markdown(rows: list[dict], failed: dict[str, str], severities) -> 
     return "\n".join(["", *speed, "", *agree])
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict] | None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="64 images of 32 px and 8 of 224 px")
     ap.add_argument("--all-severities", action="store_true", help="every severity instead of severity 3")
@@ -606,6 +605,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--severities", type=int, nargs="*", default=None, help="--published: severities to run")
     ap.add_argument("--budget", type=float, default=0.6,
                     help="--published: seconds per timing of the per-image side (ours gets half)")
+    ap.add_argument("--images", type=int, nargs=3, default=None, metavar=("N32", "N224", "AGREE224"),
+                    help="--published: images at 32 px, at 224 px, and how many of the latter the agreement uses "
+                         "(default 1000 64 16; --quick 128 8 4)")
     ap.add_argument("--markdown", action="store_true", help="--published: also print the tables as markdown")
     args = ap.parse_args(argv)
     kept = False if args.system_malloc else keep_freed_memory()
