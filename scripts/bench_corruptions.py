@@ -580,7 +580,7 @@ def published_markdown(rows: list[dict], failed: dict[str, str], severities) -> 
                     cells.append(f"{r['err_ours']:.1f} / {r['err_theirs']:.1f}" if r and "err_ours" in r else "")
             agree.append("| " + " | ".join(cells) + " |")
     for name, why in failed.items():
-        note = f"published generator fails on this stack: `{why}`"
+        note = "published generator fails on this stack: `" + why.replace("`", "'") + "`"
         speed.append(f"| {name} | all | {note} | | | | | |")
         agree.append(f"| {name} | all | {'deterministic' if name in DETERMINISTIC else 'random'} | {note} |"
                      + " |" * (3 + with_err))
