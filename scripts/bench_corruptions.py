@@ -25,12 +25,11 @@ or $SHIFTBENCH_DATA) holds cifar10-jpeg/, else the colour digits. imagecorruptio
 ImageNet-C parameters at every size, so ours runs with table="imagenet" at both sizes: like for
 like. Every corruption of both, five severities (--quick: severity 3 and fewer images). Speed as
 above (alternating, best of three, the per-image side time-boxed). Agreement, from the two
-outputs on every image: the mean absolute difference in 8-bit levels (meaningful for the
+outputs on the same images (all those at 32 px, the first AGREE224 at 224 px): the mean absolute difference in 8-bit levels (meaningful for the
 deterministic corruptions; for the random ones each side's mean change from the clean image
 says whether they are equally strong), and, with the CIFAR-10 ResNet-20 weights under
---weights-dir (a data root holding cifar10-resnet20/), its top-1 error on each side's output
-(224 px outputs area-downsampled to 32 px first). Needs `pip install imagecorruptions==1.1.2`
-(in the dev extra).
+--weights-dir (a data root holding cifar10-resnet20/), its top-1 error on each side's 32 px
+output. Needs `pip install imagecorruptions==1.1.2` (in the dev extra).
 """
 
 from __future__ import annotations
@@ -474,14 +473,12 @@ def cifar_resnet20(weights_dir: str | None, data: ImageSet):
 
 
 def top1_error(model, images: torch.Tensor, like: ImageSet) -> float:
-    """The model's top-1 error in % on uint8 images (area-downsampled to 32 px first if larger)."""
+    """The model's top-1 error in % on uint8 images with the labels of `like`."""
     from shiftbench.models.forward import forward
 
-    if images.shape[-1] != 32:
-        images = torch.nn.functional.interpolate(images.float(), size=(32, 32), mode="area")
-        images = images.round().clamp(0, 255).to(torch.uint8)
     data = ImageSet(images, like.labels[: len(images)], like.classes)
-    return 100 * (forward(model, data.model_view(), 500, torch.device("cpu")).argmax(1) != data.labels).float().mean().item()
+    logits = forward(model, data.model_view(), 500, torch.device("cpu"))
+    return 100 * (logits.argmax(1) != data.labels).float().mean().item()
 
 
 def mean_abs(a: torch.Tensor, b: torch.Tensor) -> float:
