@@ -1,6 +1,9 @@
-"""Speed of the batched corruptions against straightforward per-image NumPy / SciPy / Pillow versions.
+"""Speed of the batched corruptions against straightforward per-image NumPy / SciPy / Pillow versions,
+or (--published) against the packaged published generator, imagecorruptions 1.1.2.
 
     PYTHONPATH=src python scripts/bench_corruptions.py [--quick] [--all-severities] [--threads N]
+    PYTHONPATH=src python scripts/bench_corruptions.py --published [--quick] [--markdown] \
+        [--data-dir ROOT] [--weights-dir ROOT] [--only NAME ...]
 
 Corrupts the same batch (512 colourised digits at 32 px with the CIFAR-10-C table, 64 at
 224 px with the ImageNet-C table) with every corruption (frost only when its photos are under
@@ -14,15 +17,33 @@ on a shared machine does not land on one side only.
 
 The references exist only here, as the obvious way to write each corruption one image at a
 time (the originals' approach); they are not used by shiftbench.
+
+--published: in the same process, `imagecorruptions.corrupt` one image at a time (as its users
+call it) against our registered shift on the whole batch, on the same images: 32 px CIFAR-10
+test images and the same images upsampled to 224 px (bilinear), when the data root (--data-dir
+or $SHIFTBENCH_DATA) holds cifar10-jpeg/, else the colour digits. imagecorruptions has the
+ImageNet-C parameters at every size, so ours runs with table="imagenet" at both sizes: like for
+like. Every corruption of both, five severities (--quick: severity 3 and fewer images). Speed as
+above (alternating, best of three, the per-image side time-boxed). Agreement, from the two
+outputs on the same images (all those at 32 px, the first AGREE224 at 224 px): the mean absolute difference in 8-bit levels (meaningful for the
+deterministic corruptions; for the random ones each side's mean change from the clean image
+says whether they are equally strong), and, with the CIFAR-10 ResNet-20 weights under
+--weights-dir (a data root holding cifar10-resnet20/), its top-1 error on each side's 32 px
+output. Needs `pip install imagecorruptions==1.1.2` (in the dev extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import io
 import math
+import os
+import sys
 import time
+import types
+import warnings
 
 import numpy as np
 import torch
@@ -316,15 +337,15 @@ def colour_digits(n: int, size: int) -> ImageSet:
     return ImageSet(images, test.labels[idx], test.classes)
 
 
-def time_ours(name: str, data: ImageSet, severity: int) -> float:
+def time_ours(name: str, data: ImageSet, severity: int, table: str = "auto", budget: float = 0.3) -> float:
     fn = get_shift(name).fn
-    fn(data.subset(torch.arange(2)), seed=0, severity=severity)  # warm-up: imports, kernels
+    fn(data.subset(torch.arange(2)), seed=0, severity=severity, table=table)  # warm-up: imports, kernels
     reps, start = 0, time.perf_counter()
     while True:
-        fn(data, seed=reps, severity=severity)
+        fn(data, seed=reps, severity=severity, table=table)
         reps += 1
         elapsed = time.perf_counter() - start
-        if elapsed > 0.3 or reps >= 5:
+        if elapsed > budget or reps >= 5:
             return reps * len(data) / elapsed
 
 
@@ -354,8 +375,216 @@ def frost_photos_on_disk() -> bool:
         return False
     return True
 
+# ----------------------------------------------------------------------------- the published generator
 
-def main() -> None:
+# imagecorruptions' 19 corruptions: the 15 of the benchmarks, then its 4 validation ones
+PUBLISHED = ("gaussian_noise shot_noise impulse_noise defocus_blur glass_blur motion_blur zoom_blur snow frost fog "
+             "brightness contrast elastic_transform pixelate jpeg_compression speckle_noise gaussian_blur spatter "
+             "saturate").split()
+# no random draw in either version: their outputs can be compared pixel by pixel
+DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression",
+                 "gaussian_blur", "saturate"}
+
+
+def import_imagecorruptions():
+    """The imagecorruptions module, as published. Version 1.1.2 imports pkg_resources only for
+    resource_filename (to find its own frost photos), which setuptools 81+ no longer ships; where
+    it is missing a stand-in module with that one function goes in front of the import."""
+    if importlib.util.find_spec("imagecorruptions") is None:
+        raise SystemExit("--published needs imagecorruptions: pip install imagecorruptions==1.1.2 (in the dev extra)")
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
+        stand_in = types.ModuleType("pkg_resources")
+        stand_in.resource_filename = lambda package, name: os.path.join(os.path.dirname(sys.modules[package].__file__),
+                                                                        name)
+        sys.modules["pkg_resources"] = stand_in
+    import imagecorruptions
+
+    return imagecorruptions
+
+
+def published_corrupt(ic, image: np.ndarray, name: str, severity: int) -> np.ndarray:
+    """One (H, W, 3) uint8 image through imagecorruptions.corrupt, as its users call it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ic.corrupt(image, corruption_name=name, severity=severity)
+
+
+def published_failure(ic, image: np.ndarray, name: str) -> str | None:
+    """None when the published corruption runs on this stack, else its one-line error."""
+    try:
+        published_corrupt(ic, image, name, 1)
+    except Exception as e:  # noqa: BLE001 (any failure of the package is what we report)
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None
+
+
+def time_published(ic, name: str, arrays: np.ndarray, severity: int, budget: float) -> float:
+    published_corrupt(ic, arrays[0], name, severity)  # warm-up
+    done, start = 0, time.perf_counter()
+    for im in arrays:
+        published_corrupt(ic, im, name, severity)
+        done += 1
+        if time.perf_counter() - start > budget:
+            break
+    return done / (time.perf_counter() - start)
+
+
+def published_images(n: int) -> tuple[ImageSet, str]:
+    """n CIFAR-10 test images (shuffled, seed 0) when the data root holds cifar10-jpeg/, else colour digits."""
+    from shiftbench.core.errors import UserError
+    from shiftbench.data import load_dataset
+    from shiftbench.data.test_stream import shuffled
+
+    try:
+        test = shuffled(load_dataset("cifar10-jpeg").test, 0)
+    except UserError as e:
+        print(f"(CIFAR-10 not found: {e}; using colour digits)")
+        return colour_digits(n, 32), "colour digits upsampled to 32 px"
+    return test.subset(torch.arange(n) % len(test)), "CIFAR-10 test images (cifar10-jpeg)"
+
+
+def upsampled(data: ImageSet, n: int, size: int) -> ImageSet:
+    """The first n images resized to size x size (bilinear), rounded to 8 bits."""
+    x = data.images[:n].float()
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return ImageSet(x.round().clamp(0, 255).to(torch.uint8), data.labels[:n], data.classes)
+
+
+def cifar_resnet20(weights_dir: str | None, data: ImageSet):
+    """The published CIFAR-10 ResNet-20 through its model manifest, from the data root weights_dir
+    (default: the data root), or None when the weights are not there."""
+    from shiftbench.core.errors import UserError
+    from shiftbench.data.location import DATA_ENV
+    from shiftbench.models.train import load_pretrained
+
+    before = os.environ.get(DATA_ENV)
+    if weights_dir:
+        os.environ[DATA_ENV] = weights_dir
+    try:
+        return load_pretrained({"weights": "cifar10-resnet20"}, data, torch.device("cpu")).model
+    except UserError as e:
+        print(f"(no ResNet-20, so no error columns: {e})")
+        return None
+    finally:
+        if before is None:
+            os.environ.pop(DATA_ENV, None)
+        else:
+            os.environ[DATA_ENV] = before
+
+
+def top1_error(model, images: torch.Tensor, like: ImageSet) -> float:
+    """The model's top-1 error in % on uint8 images with the labels of `like`."""
+    from shiftbench.models.forward import forward
+
+    data = ImageSet(images, like.labels[: len(images)], like.classes)
+    logits = forward(model, data.model_view(), 500, torch.device("cpu"))
+    return 100 * (logits.argmax(1) != data.labels).float().mean().item()
+
+
+def mean_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean absolute difference of two uint8 batches, in 8-bit levels."""
+    return (a.to(torch.int16) - b.to(torch.int16)).abs().float().mean().item()
+
+
+def compare_published(ic, name: str, timing: ImageSet, agree: ImageSet, severity: int, model, budget: float) -> dict:
+    """One row: both speeds (alternating, best of three) and the agreement of both outputs on `agree`."""
+    arrays = timing.images.permute(0, 2, 3, 1).contiguous().numpy()
+    ours = theirs = 0.0
+    for _ in range(3):
+        ours = max(ours, time_ours(name, timing, severity, "imagenet", budget / 2))
+        theirs = max(theirs, time_published(ic, name, arrays, severity, budget))
+    clean = agree.images
+    mine = get_shift(name).fn(agree, seed=severity, severity=severity, table="imagenet").images
+    pub = torch.from_numpy(np.stack([published_corrupt(ic, im, name, severity)
+                                     for im in clean.permute(0, 2, 3, 1).contiguous().numpy()])).permute(0, 3, 1, 2)
+    row = dict(name=name, px=timing.image_size, sev=severity, ours=ours, theirs=theirs, ratio=ours / theirs,
+               diff=mean_abs(mine, pub), change_ours=mean_abs(mine, clean), change_theirs=mean_abs(pub, clean))
+    if model is not None:
+        row.update(err_ours=top1_error(model, mine, agree), err_theirs=top1_error(model, pub, agree))
+    return row
+
+
+def run_published(args) -> list[dict]:
+    """Print (and return) one row per corruption, size and severity."""
+    from importlib.metadata import version
+
+    ic = import_imagecorruptions()
+
+    np.random.seed(0)  # imagecorruptions draws from numpy's global generator
+    n32, n224, agree224 = args.images or ((128, 8, 4) if args.quick else (1000, 64, 16))
+    small, what = published_images(n32)
+    big = upsampled(small, n224, 224)
+    model = cifar_resnet20(args.weights_dir, small) if what.startswith("CIFAR") else None
+    severities = args.severities or ([3] if args.quick else [1, 2, 3, 4, 5])
+    names = [n for n in (args.only or PUBLISHED) if n in PUBLISHED]
+    if "frost" in names and not frost_photos_on_disk():
+        names.remove("frost")
+        print("frost skipped: its photos are not under the data root (--data-dir or $SHIFTBENCH_DATA)")
+    print(f"imagecorruptions {version('imagecorruptions')} (numpy {np.__version__}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {what}: {n32} at 32 px, the first {n224} upsampled to 224 px "
+          f"(bilinear); ours with the ImageNet-C table at both sizes, as imagecorruptions")
+    if model is not None:
+        print(f"ResNet-20 error on the clean 32 px images: {top1_error(model, small.images, small):.1f}%")
+    failed = {n: why for n in names if (why := published_failure(ic, small.images[0].permute(1, 2, 0).numpy(), n))}
+    rows = []
+    print(f"{'corruption':18s} {'px':>4s} {'sev':>3s} {'ours img/s':>11s} {'pub img/s':>10s} {'ratio':>7s} "
+          f"{'|ours-pub|':>10s} {'chg ours':>8s} {'chg pub':>8s} {'err ours':>8s} {'err pub':>8s}")
+    for name in names:
+        if name in failed:
+            print(f"{name:18s} published generator fails on this stack: {failed[name]}")
+            continue
+        for timing, agree in ((small, small), (big, big.subset(torch.arange(agree224)))):
+            for s in severities:
+                r = compare_published(ic, name, timing, agree, s, model if timing.image_size == 32 else None,
+                                      args.budget)
+                rows.append(r)
+                errs = (f" {r['err_ours']:8.1f} {r['err_theirs']:8.1f}" if "err_ours" in r else "")
+                print(f"{name:18s} {r['px']:4d} {s:3d} {r['ours']:11.0f} {r['theirs']:10.1f} {r['ratio']:7.1f} "
+                      f"{r['diff']:10.2f} {r['change_ours']:8.2f} {r['change_theirs']:8.2f}{errs}", flush=True)
+    if rows:
+        geo = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows))
+        slowest = min(rows, key=lambda r: r["ratio"])
+        print(f"geometric mean ratio over {len(rows)} rows: {geo:.1f}x; slowest: {slowest['name']} "
+              f"{slowest['px']} px s{slowest['sev']} at {slowest['ratio']:.1f}x")
+    if args.markdown:
+        print(published_markdown(rows, failed, severities))
+    return rows
+
+
+def published_markdown(rows: list[dict], failed: dict[str, str], severities) -> str:
+    """The speed table and the agreement table, one row per corruption and severity."""
+    by = {(r["name"], r["px"], r["sev"]): r for r in rows}
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    with_err = any("err_ours" in r for r in rows)
+    speed = ["| corruption | sev | 32 px: ours img/s | published img/s | ratio | 224 px: ours img/s | published img/s "
+             "| ratio |", "|---|---|---|---|---|---|---|---|"]
+    agree = ["| corruption | sev | kind | 32 px: mean abs diff | change from clean, ours / published |"
+             + (" ResNet-20 error %, ours / published |" if with_err else "")
+             + " 224 px: mean abs diff | change from clean, ours / published |",
+             "|---|---|---|---|---|" + ("---|" if with_err else "") + "---|---|"]
+    for name in names:
+        kind = "deterministic" if name in DETERMINISTIC else "random"
+        for s in severities:
+            a, b = by.get((name, 32, s)), by.get((name, 224, s))
+            cells = [name, str(s)]
+            for r in (a, b):
+                cells += ([f"{r['ours']:.0f}", f"{r['theirs']:.0f}", f"{r['ratio']:.1f}x"] if r else ["", "", ""])
+            speed.append("| " + " | ".join(cells) + " |")
+            cells = [name, str(s), kind]
+            for r, px in ((a, 32), (b, 224)):
+                cells += [f"{r['diff']:.2f}", f"{r['change_ours']:.1f} / {r['change_theirs']:.1f}"] if r else ["", ""]
+                if px == 32 and with_err:
+                    cells.append(f"{r['err_ours']:.1f} / {r['err_theirs']:.1f}" if r and "err_ours" in r else "")
+            agree.append("| " + " | ".join(cells) + " |")
+    for name, why in failed.items():
+        note = "published generator fails on this stack: `" + why.replace("`", "'") + "`"
+        speed.append(f"| {name} | all | {note} | | | | | |")
+        agree.append(f"| {name} | all | {'deterministic' if name in DETERMINISTIC else 'random'} | {note} |"
+                     + " |" * (3 + with_err))
+    return "\n".join(["", *speed, "", *agree])
+
+
+def main(argv: list[str] | None = None) -> list[dict] | None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="64 images of 32 px and 8 of 224 px")
     ap.add_argument("--all-severities", action="store_true", help="every severity instead of severity 3")
@@ -365,10 +594,26 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="corruption names to time")
     ap.add_argument("--system-malloc", action="store_true",
                     help="leave glibc's malloc as it is (by default the script keeps freed memory, as the CLI does)")
-    args = ap.parse_args()
+    ap.add_argument("--published", action="store_true", help="against imagecorruptions.corrupt (see above)")
+    ap.add_argument("--data-dir", default=None, help="--published: data root holding cifar10-jpeg/ and "
+                                                     "imagenet-c-frost/ (default: $SHIFTBENCH_DATA)")
+    ap.add_argument("--weights-dir", default=None,
+                    help="--published: data root holding cifar10-resnet20/ (default: the data root)")
+    ap.add_argument("--severities", type=int, nargs="*", default=None, help="--published: severities to run")
+    ap.add_argument("--budget", type=float, default=0.6,
+                    help="--published: seconds per timing of the per-image side (ours gets half)")
+    ap.add_argument("--images", type=int, nargs=3, default=None, metavar=("N32", "N224", "AGREE224"),
+                    help="--published: images at 32 px, at 224 px, and how many of the latter the agreement uses "
+                         "(default 1000 64 16; --quick 128 8 4)")
+    ap.add_argument("--markdown", action="store_true", help="--published: also print the tables as markdown")
+    args = ap.parse_args(argv)
     kept = False if args.system_malloc else keep_freed_memory()
     torch.set_num_threads(args.threads)
     all_shifts()
+    if args.published:
+        if args.data_dir:
+            os.environ["SHIFTBENCH_DATA"] = args.data_dir
+        return run_published(args)
     batches = [colour_digits(64 if args.quick else 512, 32), colour_digits(8 if args.quick else 64, 224)]
     severities = range(1, 6) if args.all_severities else [3]
     names = args.only or sorted(CORRUPTIONS)
