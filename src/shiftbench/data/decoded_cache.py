@@ -70,7 +70,7 @@ def _write(path: Path, paths: list[Path], decode: Callable[[Path], np.ndarray], 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb", buffering=1 << 22) as f:  # few large writes, not one per image
             np.lib.format.write_array_header_1_0(
                 f, {"descr": "|u1", "fortran_order": False, "shape": (len(paths), *first.shape)})
             f.write(np.ascontiguousarray(first).data)
