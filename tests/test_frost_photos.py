@@ -84,12 +84,35 @@ def test_frost_without_the_photos_stops_with_one_line_saying_how_to_fetch_them(p
         get_shift("frost").fn(images(2, 32), seed=0, severity=3)
 
 
-def test_the_command_line_prints_the_fetch_hint_on_one_line(proj, capsys):
-    # the preview draws every corruption, frost among them
-    assert main(["shifts", "preview", "--benchmark", "tiny", "--out", "grid.png", "--n", "1"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "shiftbench data fetch imagenet-c-frost" in err
-    assert not (proj / "grid.png").exists()
+def test_the_preview_draws_frost_as_a_labelled_placeholder_and_names_it_on_one_line(proj, capsys):
+    # the preview draws every corruption, frost among them, and still works offline
+    assert main(["shifts", "preview", "--benchmark", "tiny", "--out", "grid.png", "--n", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert (proj / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "grid.png" in out
+    assert err.count("\n") == 1 and "frost (`shiftbench data fetch imagenet-c-frost`)" in err
+    assert "frost_generated" not in err  # the texture needs no files and is drawn
+
+
+def test_a_placeholder_row_keeps_the_clean_images_and_replaces_only_the_missing_shift():
+    from shiftbench.cli.preview import corruption_grid, figure, strip
+
+    data = images(2, 32)
+    rows, missing = corruption_grid(data, ["frost", "frost_generated"], seed=0)
+    assert list(missing) == ["frost"] and missing["frost"].manifest == "imagenet-c-frost"
+    (_, frost_cells), (_, drawn_cells) = rows
+    clean = strip(data.images)
+    assert torch.equal(frost_cells[0], clean) and torch.equal(drawn_cells[0], clean)
+    for placeholder, drawn in zip(frost_cells[1:], drawn_cells[1:]):
+        assert placeholder.shape == drawn.shape and placeholder.dtype == torch.uint8
+        assert not torch.equal(placeholder, drawn) and not torch.equal(placeholder, clean)
+        # grey stripes, nothing of the images: every channel equal, two levels only
+        assert torch.equal(placeholder[..., 0:1].expand_as(placeholder), placeholder)
+        assert len(placeholder.unique()) == 2
+    # the drawn row is frost_generated itself, severity by severity
+    for s in range(1, 6):
+        assert torch.equal(drawn_cells[s], strip(get_shift("frost_generated").fn(data, seed=0, severity=s).images))
+    labels = [t.get_text() for t in figure(rows, missing, "t").axes[0].texts]
+    assert labels == ["frost: files not on disk, run `shiftbench data fetch imagenet-c-frost`"]
 
 
 @needs_photos

@@ -2,7 +2,9 @@
 
 Rows are corruptions, columns the clean images then severities 1-5; each cell shows the same
 few test images side by side, cropped to what the model sees, so a person can check at a
-glance that each corruption looks like its name.
+glance that each corruption looks like its name. A corruption whose files are not on disk
+(frost without its photographs) is drawn as labelled grey stripes and named in one warning
+line, so the preview works offline.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import UserError
+from ..core.errors import MissingData, UserError, warn
 
 FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -28,16 +30,29 @@ def strip(images: torch.Tensor, gap: int = 2) -> torch.Tensor:
     return out.permute(1, 2, 0)
 
 
-def corruption_grid(data, names: list[str], seed: int = 0) -> list[tuple[str, list[torch.Tensor]]]:
-    """[(name, [clean strip, severity 1..5 strips])] for an ImageSet of a few images."""
+def placeholder(shape: tuple[int, ...]) -> torch.Tensor:
+    """A (H, W, C) uint8 cell of grey diagonal stripes: where a shift whose files are missing would be."""
+    h, w, c = shape
+    stripes = ((torch.arange(h)[:, None] + torch.arange(w)) // 3) % 2
+    return torch.where(stripes.bool(), 150, 210).to(torch.uint8)[..., None].expand(h, w, c).clone()
+
+
+def corruption_grid(data, names: list[str], seed: int = 0) -> tuple[list[tuple[str, list[torch.Tensor]]], dict]:
+    """([(name, [clean strip, severity 1..5 strips])], {name: MissingData}) for an ImageSet of a few
+    images. A shift whose files are not on disk gets placeholder cells, and its error in the dict."""
     from ..shifts import get_shift
 
     clean = strip(data.model_view().images)
-    rows = []
+    rows, missing = [], {}
     for name in names:
         fn = get_shift(name).fn
-        rows.append((name, [clean] + [strip(fn(data, seed=seed, severity=s).model_view().images) for s in range(1, 6)]))
-    return rows
+        try:
+            cells = [strip(fn(data, seed=seed, severity=s).model_view().images) for s in range(1, 6)]
+        except MissingData as e:
+            missing[name] = e
+            cells = [placeholder(clean.shape)] * 5
+        rows.append((name, [clean] + cells))
+    return rows, missing
 
 
 def tile(rows, gap: int = 6) -> tuple[torch.Tensor, list[float], list[float]]:
@@ -53,23 +68,18 @@ def tile(rows, gap: int = 6) -> tuple[torch.Tensor, list[float], list[float]]:
     return out, xs, ys
 
 
-def draw_preview(benchmark: str, out: Path, n: int = 4, seed: int = 0) -> Path:
+def missing_line(missing: dict) -> str:
+    """One line naming the shifts drawn as placeholders and the command that fetches their files."""
+    by_manifest: dict[str, list[str]] = {}
+    for name, e in missing.items():
+        by_manifest.setdefault(e.manifest, []).append(name)
+    return "preview: drawn as placeholders, their files are not on disk: " + "; ".join(
+        f"{', '.join(names)} (`shiftbench data fetch {manifest}`)" for manifest, names in by_manifest.items())
+
+
+def figure(rows, missing: dict, title: str):
+    """The grid as a matplotlib Figure: column and row labels, and a label over each placeholder row."""
     from matplotlib.figure import Figure
-
-    from ..data import load_dataset
-    from ..run.benchmark import load_benchmark
-    from ..shifts import all_shifts
-    from ..shifts.corruption import CORRUPTIONS
-
-    if n < 1 or n > 32:
-        raise UserError(f"--n must be between 1 and 32, got {n}", field="--n")
-    if out.suffix.lower() not in FORMATS:
-        raise UserError(f"--out must end in one of {', '.join(FORMATS)}, got '{out.name}'", field="--out")
-    bench = load_benchmark(benchmark)
-    test = load_dataset(bench.dataset).test
-    pick = torch.linspace(0, len(test) - 1, min(n, len(test))).round().long()
-    all_shifts()
-    rows = corruption_grid(test.subset(pick), sorted(CORRUPTIONS), seed)
 
     mosaic, centres_x, centres_y = tile(rows)
     height, width = mosaic.shape[:2]
@@ -87,7 +97,31 @@ def draw_preview(benchmark: str, out: Path, n: int = 4, seed: int = 0) -> Path:
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.set_title(f"{bench.name}: corruptions by severity (seed {seed})", fontsize=10, pad=18)
+    for r, (name, _) in enumerate(rows):
+        if name in missing:
+            ax.text(sum(centres_x[1:]) / 5, centres_y[r],
+                    f"{name}: files not on disk, run `shiftbench data fetch {missing[name].manifest}`",
+                    ha="center", va="center", fontsize=8, bbox=dict(facecolor="white", edgecolor="none", pad=1))
+    ax.set_title(title, fontsize=10, pad=18)
+    return fig
+
+
+def draw_preview(benchmark: str, out: Path, n: int = 4, seed: int = 0) -> Path:
+    from ..data import load_dataset
+    from ..run.benchmark import load_benchmark
+    from ..shifts import all_shifts
+    from ..shifts.corruption import CORRUPTIONS
+
+    if n < 1 or n > 32:
+        raise UserError(f"--n must be between 1 and 32, got {n}", field="--n")
+    if out.suffix.lower() not in FORMATS:
+        raise UserError(f"--out must end in one of {', '.join(FORMATS)}, got '{out.name}'", field="--out")
+    bench = load_benchmark(benchmark)
+    test = load_dataset(bench.dataset).test
+    pick = torch.linspace(0, len(test) - 1, min(n, len(test))).round().long()
+    all_shifts()
+    rows, missing = corruption_grid(test.subset(pick), sorted(CORRUPTIONS), seed)
+    fig = figure(rows, missing, f"{bench.name}: corruptions by severity (seed {seed})")
 
     buf = io.BytesIO()
     fig.savefig(buf, format=out.suffix.lower().lstrip(".").replace("jpg", "jpeg"))
@@ -100,4 +134,6 @@ def draw_preview(benchmark: str, out: Path, n: int = 4, seed: int = 0) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if missing:
+        warn(missing_line(missing))
     return out

@@ -24,6 +24,14 @@ class UserError(Exception):
         super().__init__(one_line(f"{prefix}: {message}" if prefix else message))
 
 
+class MissingData(UserError):
+    """Files a data manifest lists are not on disk; `manifest` names it, for `shiftbench data fetch`."""
+
+    def __init__(self, message: str, *, manifest: str, source: str | None = None, field: str | None = None):
+        self.manifest = manifest
+        super().__init__(message, source=source, field=field)
+
+
 def warn(message: str) -> None:
     """One line on stderr: something was repaired or skipped and the run goes on."""
     print(f"shiftbench: warning: {one_line(message)}", file=sys.stderr, flush=True)

@@ -49,7 +49,7 @@ def tensor_sha256(*tensors: torch.Tensor | np.ndarray | None) -> str:
             continue
         arr = t.detach().cpu().contiguous().numpy() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t)
         h.update(f"{arr.dtype.str}{arr.shape}".encode())
-        h.update(arr.tobytes())
+        h.update(arr.reshape(-1).view(np.uint8))  # the bytes in place: a memory-mapped set is not copied
     return h.hexdigest()
 
 

@@ -19,6 +19,7 @@ import torch
 
 from ..core.errors import UserError
 from .common import Channels, Fraction, Seed, Side, hold_out_test, pil_to_chw, source_and_test, stack_images
+from .decoded_cache import mapped_images
 from .location import require_data
 from .manifest import Manifest
 from .registry import DatasetSplits, register_loader
@@ -26,24 +27,35 @@ from .registry import DatasetSplits, register_loader
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
+MEMMAP_FROM_BYTES = 256 * 2**20  # decoded sets larger than this are cached on disk and memory-mapped
+
+
 def decode_images(paths: list[Path], channels: int = 3, size: int | None = None, resize: int | None = None,
                   crop: int | None = None, where: str = "") -> torch.Tensor:
     """The image files at `paths`, in order, decoded to uint8 (N, C, H, W) with one geometry.
 
     Every loader that reads image files goes through here, so how images are decoded (and how
-    much of a set is held at once) is decided in one place. A file that does not decode is one
-    UserError naming it.
+    much of a set is held at once) is decided in one place: a set whose decoded pixels exceed
+    MEMMAP_FROM_BYTES is decoded once into the on-disk cache (decoded_cache.py) and returned
+    memory-mapped, so memory stays bounded whatever the set's size; a smaller one is held in
+    RAM. A file that does not decode is one UserError naming it.
     """
     from PIL import Image, UnidentifiedImageError
 
-    arrays = []
-    for path in paths:
+    def decode(path: Path):
         try:
             with Image.open(path) as im:
-                arrays.append(pil_to_chw(im, channels, size, resize, crop))
+                return pil_to_chw(im, channels, size, resize, crop)
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise UserError(f"cannot read image ({e})", source=str(path)) from None
-    return stack_images(arrays, where)
+
+    if not paths:
+        raise UserError("no images found", source=where)
+    first = decode(paths[0])
+    if first.nbytes * len(paths) > MEMMAP_FROM_BYTES:
+        geometry = dict(channels=channels, size=size, resize=resize, crop=crop)
+        return mapped_images(paths, geometry, decode, first, where)
+    return stack_images([first] + [decode(path) for path in paths[1:]], where)
 
 
 def list_image_folder(folder: Path, classes: tuple[str, ...] | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import UserError
+from ..core.errors import MissingData, UserError
 
 MANIFEST = "imagenet-c-frost"
 PHOTOS = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
@@ -31,9 +31,9 @@ def _photo_folder(root: Path) -> Path:
     if missing:
         where = (f"which are not on disk (looked for {data_root(root) / MANIFEST})" if folder is None else
                  f"but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from {folder}")
-        raise UserError(f"frost overlays the published frost photographs, {where}: run `shiftbench data fetch "
-                        f"{MANIFEST}`, or point --data-dir / $SHIFTBENCH_DATA at a data folder holding "
-                        f"{MANIFEST}/ (frost_generated needs no files)")
+        raise MissingData(f"frost overlays the published frost photographs, {where}: run `shiftbench data fetch "
+                          f"{MANIFEST}`, or point --data-dir / $SHIFTBENCH_DATA at a data folder holding "
+                          f"{MANIFEST}/ (frost_generated needs no files)", manifest=MANIFEST)
     return folder
 
 
