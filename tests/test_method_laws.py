@@ -8,7 +8,7 @@ from torch import nn
 
 from shiftbench.core.imageset import ImageSet
 from shiftbench.methods import SourceContext, create_method
-from shiftbench.methods.tent import entropy
+from shiftbench.methods.tta.tent import entropy
 from shiftbench.models.architectures.small_cnn import SmallCNN
 
 
@@ -64,7 +64,7 @@ def test_alpha_in_between_differs_from_both(batch):
 
 def test_mixture_variance_is_the_two_component_variance():
     """With the mixture term, mean/var equal those of pooling source and test samples in proportion."""
-    from shiftbench.methods.alpha_bn import MixedStatsBatchNorm
+    from shiftbench.methods.normalisation.alpha_bn import MixedStatsBatchNorm
 
     bn = nn.BatchNorm2d(1, affine=False).eval()
     bn.running_mean.fill_(2.0)

@@ -25,8 +25,8 @@ from torch import nn
 from ...core.hashing import config_hash
 from ...core.imageset import ImageSet
 from ...core.paths import cache_dir
+from ..labelshift.adjust import adjust_logits
 from .adapter import PRIOR_EPS, PriorAdapter, delta_sizes, install_delta_layers, set_deltas
-from .adjust import adjust_logits
 
 _memo: dict[str, PriorAdapter] = {}
 
@@ -65,7 +65,7 @@ def train_adapter(adapter: PriorAdapter, source_model: nn.Module, train: ImageSe
                   normalization: str, steps: int, batch_size: int, alphas: list[float], lr: float, seed: int,
                   bn_layers: int, hidden: int, bayes_adjust: bool = False) -> dict[str, Any]:
     from ...models.recipes.erm import random_crops
-    from ..bn_adapt import use_batch_statistics
+    from ..normalisation.bn_adapt import use_batch_statistics
 
     start = time.perf_counter()
     g = torch.Generator().manual_seed(seed)

@@ -1,8 +1,8 @@
 """The oracle prior: the Bayes correction with the true target prior. An upper bound, never ranked."""
 
 
+from ..registry import register_method
 from .prior_correction import PriorCorrection
-from .registry import register_method
 
 
 @register_method("oracle_prior")

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import Method
-from .registry import register_method
+from ..base import Method
+from ..registry import register_method
 
 
 def affinity(features: torch.Tensor, kind: str, knn: int) -> torch.Tensor:

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from .base import Method
-from .registry import register_method
+from ..base import Method
+from ..registry import register_method
 
 
 class MixedStatsBatchNorm(nn.Module):

@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from .base import Method
-from .registry import register_method
+from ..base import Method
+from ..registry import register_method
 
 
 def use_batch_statistics(model: nn.Module) -> None:

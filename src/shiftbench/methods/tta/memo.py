@@ -10,7 +10,7 @@ prediction depends on nothing else: the protocol, the batch and the stream order
 MEMO's numbers (the law test).
 BatchNorm: as MEMO does for BatchNorm networks, the statistics are the source running ones
 mixed with the current input's, weight N/(N+1) on the source with `prior_strength` N = 16
-(the views' batch when adapting, the single image when predicting; prior_bn.py). None keeps
+(the views' batch when adapting, the single image when predicting; normalisation/prior_bn.py). None keeps
 the source statistics.
 Settings: 32 views, lr 0.005 (the paper's CIFAR-10 ones); prior 16 (its ImageNet BatchNorm
 ResNet-50 one). Cost per image: 32 forward and backward passes of the views, one forward pass.
@@ -25,11 +25,11 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ..core.hashing import seed_from, tensor_sha256
+from ...core.hashing import seed_from, tensor_sha256
+from ..base import Method
+from ..normalisation.prior_bn import install_prior_bn
+from ..registry import register_method
 from .augmix import augmix_views
-from .base import Method
-from .prior_bn import install_prior_bn
-from .registry import register_method
 
 
 def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:

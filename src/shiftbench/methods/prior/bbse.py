@@ -2,9 +2,9 @@
 
 import torch
 
-from .labelshift import bbse_prior, confusion_matrix
+from ..labelshift import bbse_prior, confusion_matrix
+from ..registry import register_method
 from .prior_correction import Calibration, PriorCorrection, RunningMean
-from .registry import register_method
 
 
 def prediction_rows(probs: torch.Tensor, soft: bool) -> torch.Tensor:

@@ -29,13 +29,13 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ..core.hashing import seed_from
-from .base import Method
-from .bn_adapt import use_batch_statistics
+from ...core.hashing import seed_from
+from ..base import Method
+from ..normalisation.bn_adapt import use_batch_statistics
+from ..optimizers import OptimizerName, build_optimizer
+from ..registry import register_method
+from ..snapshot import Snapshot
 from .cotta_augment import cotta_augment
-from .optimizers import OptimizerName, build_optimizer
-from .registry import register_method
-from .snapshot import Snapshot
 
 
 def weights_and_biases(model: torch.nn.Module) -> list[torch.nn.Parameter]:

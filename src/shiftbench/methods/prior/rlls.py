@@ -5,10 +5,10 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ..labelshift import rlls_prior
+from ..registry import register_method
 from .bbse import BBSE, prediction_rows
-from .labelshift import rlls_prior
 from .prior_correction import Calibration
-from .registry import register_method
 
 
 @register_method("rlls")

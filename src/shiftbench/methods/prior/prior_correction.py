@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import torch
 
-from .base import Method
-from .labelshift import adjust_logits
+from ..base import Method
+from ..labelshift import adjust_logits
 
 Calibration = Literal["none", "ts", "bcts", "vs"]
 

@@ -3,7 +3,7 @@
 Our reading of the paper (it has no public code); every choice is a parameter here:
 
 * What it adapts: deltas to the affine parameters of the last `bn_layers` BatchNorm layers and
-  to the classifier bias, produced by a small MLP from the target prior (labelshift/adapter.py).
+  to the classifier bias, produced by a small MLP from the target prior (prior/adapter.py).
   The MLP's output is g(u) - g(0) with u = log(q + 1e-3) - log(p + 1e-3), so at the source prior the model is
   exactly the source model.
 * Training: on the source training split, `adapter_steps` Adam steps; each step resamples a batch
@@ -39,12 +39,12 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from .base import Method
-from .labelshift import RunningPrior, adjust_logits
-from .labelshift.adapter import install_delta_layers, set_deltas
-from .labelshift.adapter_training import get_adapter
+from ..base import Method
+from ..labelshift import RunningPrior, adjust_logits
+from ..registry import create_method, register_method
+from .adapter import install_delta_layers, set_deltas
+from .adapter_training import get_adapter
 from .prior_correction import Calibration
-from .registry import create_method, register_method
 
 
 @register_method("lsa")

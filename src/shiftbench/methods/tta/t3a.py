@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from .base import Method
-from .registry import register_method
+from ..base import Method
+from ..registry import register_method
 from .tent import entropy
 
 

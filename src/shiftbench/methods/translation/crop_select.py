@@ -34,9 +34,9 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from ..core.imageset import centre_crop
-from .base import Method
-from .registry import register_method
+from ...core.imageset import centre_crop
+from ..base import Method
+from ..registry import register_method
 
 
 def gaussian_weights(window: int, sigma: float, device: torch.device) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Logit adjustment with the plug-in prior estimate: q = mean calibrated posterior over the target seen so far."""
 
+from ..registry import register_method
 from .prior_correction import PriorCorrection, RunningMean
-from .registry import register_method
 
 
 @register_method("logit_adjust")

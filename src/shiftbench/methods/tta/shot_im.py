@@ -19,12 +19,12 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from .base import Method
-from .bn_adapt import use_batch_statistics
-from .norm_layers import adapted_norm_parameters
-from .optimizers import build_optimizer
-from .registry import register_method
-from .snapshot import Snapshot
+from ..base import Method
+from ..normalisation.bn_adapt import use_batch_statistics
+from ..normalisation.norm_layers import adapted_norm_parameters
+from ..optimizers import build_optimizer
+from ..registry import register_method
+from ..snapshot import Snapshot
 
 EPS = 1e-5
 

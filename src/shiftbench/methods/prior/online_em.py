@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from .base import Method
-from .labelshift import RunningPrior, adjust_logits
+from ..base import Method
+from ..labelshift import RunningPrior, adjust_logits
+from ..registry import create_method, register_method
 from .prior_correction import Calibration
-from .registry import create_method, register_method
 
 
 @register_method("online_em")

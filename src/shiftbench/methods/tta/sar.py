@@ -21,7 +21,7 @@ threshold is recovery_threshold * ln K / ln 1000 (0.067 for 10 classes); "absolu
 as written. The official code also keeps the old average after a reset (the line after
 `self.reset()` in SAR.forward stores it back), so it keeps resetting until the average climbs
 back; here a reset forgets it, which is what the official reset() means to do.
-`skip_last_norm` replaces the official "skip layer4" (norm_layers.py); 0 adapts every layer,
+`skip_last_norm` replaces the official "skip layer4" (normalisation/norm_layers.py); 0 adapts every layer,
 which is also what the official code does on the CIFAR ResNets. With rho 0, no filter
 (entropy_margin None) and no recovery (threshold 0), SAR is tent with SGD (the law test).
 Cost per image: two forward and two backward passes.
@@ -35,10 +35,10 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from .base import Method
-from .norm_layers import adapt_norm_affine
-from .registry import register_method
-from .snapshot import Snapshot
+from ..base import Method
+from ..normalisation.norm_layers import adapt_norm_affine
+from ..registry import register_method
+from ..snapshot import Snapshot
 from .tent import entropy
 
 EMA_MOMENTUM = 0.9

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .labelshift import RunningPrior
+from ..labelshift import RunningPrior
+from ..registry import register_method
 from .prior_correction import Calibration, PriorCorrection
-from .registry import register_method
 
 
 @register_method("mlls")

@@ -5,11 +5,11 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from .base import Method
-from .norm_layers import adapt_norm_affine
-from .optimizers import build_optimizer
-from .registry import register_method
-from .snapshot import Snapshot
+from ..base import Method
+from ..normalisation.norm_layers import adapt_norm_affine
+from ..optimizers import build_optimizer
+from ..registry import register_method
+from ..snapshot import Snapshot
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:

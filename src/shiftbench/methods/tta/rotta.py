@@ -1,6 +1,6 @@
 """RoTTA (Yuan, Xie, Li: Robust Test-Time Adaptation in Dynamic Scenarios, CVPR 2023; official code BIT-DA/RoTTA).
 
-Every BatchNorm becomes a robust BN (robust_bn.py, alpha 0.05); a teacher is a copy of the
+Every BatchNorm becomes a robust BN (normalisation/robust_bn.py, alpha 0.05); a teacher is a copy of the
 student. Per test image, in stream order: the teacher (eval mode: the stored global
 statistics, no update) predicts the batch; each image enters the category-balanced memory
 (rotta_memory.py, capacity 64) with the teacher's pseudo label and entropy; after every
@@ -23,13 +23,13 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from ..core.hashing import seed_from
-from .base import Method
+from ...core.hashing import seed_from
+from ..base import Method
+from ..normalisation.robust_bn import RobustBatchNorm, install_robust_bn
+from ..registry import register_method
+from ..snapshot import Snapshot
 from .cotta_augment import cotta_augment
-from .registry import register_method
-from .robust_bn import RobustBatchNorm, install_robust_bn
 from .rotta_memory import CategoryBalancedMemory
-from .snapshot import Snapshot
 
 
 def timeliness_weight(ages: torch.Tensor) -> torch.Tensor:

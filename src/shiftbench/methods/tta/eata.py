@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..core.hashing import seed_from
-from ..core.imageset import ImageSet, centre_crop
-from ..models.forward import batches, to_float
-from .base import Method, SourceContext
-from .norm_layers import adapt_norm_affine
-from .optimizers import OptimizerName, build_optimizer
-from .registry import register_method
-from .snapshot import Snapshot
+from ...core.hashing import seed_from
+from ...core.imageset import ImageSet, centre_crop
+from ...models.forward import batches, to_float
+from ..base import Method, SourceContext
+from ..normalisation.norm_layers import adapt_norm_affine
+from ..optimizers import OptimizerName, build_optimizer
+from ..registry import register_method
+from ..snapshot import Snapshot
 from .tent import entropy
 
 PROBS_MOMENTUM = 0.9  # of the moving-average probability vector, as in the official code

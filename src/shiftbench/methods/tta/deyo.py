@@ -11,7 +11,7 @@ one SGD step per batch (lr 2.5e-4, momentum 0.9) on the samples that pass two fi
 each weighted by exp(-(H(x) - E0)) + exp(PLPD(x)), E0 = `weight_margin` * ln K (0.4 ln K),
 either term switchable. No step when nothing is selected. The sizes are the paper's; the
 optimiser is the official ImageNet ResNet-50 one. `skip_last_norm` replaces the official
-"skip layer4" (norm_layers.py). With both filters off (None) and no weights DeYO is tent with
+"skip layer4" (normalisation/norm_layers.py). With both filters off (None) and no weights DeYO is tent with
 SGD (the law test). Cost per image: two forward passes (the second on the entropy-selected
 images) and one backward pass.
 """
@@ -25,11 +25,11 @@ import torch
 import torchvision.transforms.functional as TF
 from pydantic import Field
 
-from ..core.hashing import seed_from
-from .base import Method
-from .norm_layers import adapt_norm_affine
-from .registry import register_method
-from .snapshot import Snapshot
+from ...core.hashing import seed_from
+from ..base import Method
+from ..normalisation.norm_layers import adapt_norm_affine
+from ..registry import register_method
+from ..snapshot import Snapshot
 from .tent import entropy
 
 

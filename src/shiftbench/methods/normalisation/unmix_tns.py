@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ..core.hashing import seed_from
-from .base import Method
-from .registry import register_method
+from ...core.hashing import seed_from
+from ..base import Method
+from ..registry import register_method
 
 TEMPERATURE = 0.07
 DEFAULT_BN_MOMENTUM = 0.1  # for a BatchNorm with momentum None (cumulative averaging)
