@@ -8,7 +8,7 @@ from torch import nn
 
 from shiftbench.core.imageset import ImageSet
 from shiftbench.methods import SourceContext, create_method
-from shiftbench.methods.tta.tent import entropy
+from shiftbench.methods.tta.losses import entropy
 from shiftbench.models.architectures.small_cnn import SmallCNN
 
 

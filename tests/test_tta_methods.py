@@ -1,4 +1,5 @@
-"""Laws of the test-time adaptation methods (eata, sar, deyo, cotta, rotta, lame, t3a, shot_im, memo, unmix_tns).
+"""Laws of the test-time adaptation methods (eata, sar, deyo, cotta, rotta, lame, t3a, shot_im, memo, unmix_tns;
+roid, cmf, rmt, whose reference tests are in test_continual_tta.py).
 
 Each method is checked against an independent statement of what it must reduce to (tent, the
 source model, BN-adapt, instance normalisation, a hand-written self-training step), plus: reset()
@@ -28,8 +29,9 @@ from shiftbench.methods.tta.shot_im import information_maximisation_loss
 from shiftbench.models.architectures.small_cnn import small_cnn
 
 SIDE = 16
-NEW_METHODS = ["eata", "sar", "deyo", "cotta", "rotta", "lame", "t3a", "shot_im", "memo", "unmix_tns"]
-FAST = {"cotta": {"augmentations": 2}, "memo": {"augmentations": 4}, "eata": {"fisher_samples": 64}}
+NEW_METHODS = ["eata", "sar", "deyo", "cotta", "rotta", "lame", "t3a", "shot_im", "memo", "unmix_tns", "roid", "cmf", "rmt"]
+FAST = {"cotta": {"augmentations": 2}, "memo": {"augmentations": 4}, "eata": {"fisher_samples": 64},
+        "rmt": {"warmup_samples": 48, "source_batch_size": 16, "prototype_samples": 64}}
 
 
 def source_model(seed=0):
@@ -107,7 +109,7 @@ def test_same_seed_same_numbers(name):
     assert_same(run(name, ACTIVE.get(name, {}), model, batches, seed=3), first, atol=0)
 
 
-@pytest.mark.parametrize("name", ["cotta", "rotta", "deyo", "unmix_tns"])
+@pytest.mark.parametrize("name", ["cotta", "rotta", "deyo", "unmix_tns", "roid", "cmf", "rmt"])
 def test_the_cell_seed_drives_the_methods_own_randomness(name):
     model = source_model()
     batches = stream(3)

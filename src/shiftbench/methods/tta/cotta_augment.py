@@ -6,7 +6,9 @@ random affine (rotation +-15 degrees, translation up to 1/16 of the padded side,
 bilinear, zero fill); Gaussian blur (5x5, sigma 0.001-0.5); centre crop back to the input size;
 horizontal flip with p 0.5; additive Gaussian noise (std 0.005); clip. The `soft` ranges are
 the official code's alternative. The whole batch shares one set of parameters, as in the
-official code (torchvision transforms applied to a batch tensor).
+official code (torchvision transforms applied to a batch tensor). ROID and CMF use the variant
+the test-time-adaptation repository (mariodoebler) builds for them: reflection padding and no
+blur or noise (`padding="reflect"`, `blur_and_noise=False`).
 
 Parameters are drawn from `generator` (a CPU generator) in exactly the order and with exactly
 the calls the official torchvision pipeline makes on torch's global generator, so the same seed
@@ -48,16 +50,18 @@ def _jitter(x: torch.Tensor, r: dict, generator: torch.Generator) -> torch.Tenso
     return x
 
 
-def cotta_augment(x: torch.Tensor, generator: torch.Generator, soft: bool = False) -> torch.Tensor:
+def cotta_augment(x: torch.Tensor, generator: torch.Generator, soft: bool = False, padding: str = "edge",
+                  blur_and_noise: bool = True) -> torch.Tensor:
     """One augmented copy of the batch x (N, C, H, W) in [0, 1], on x's device."""
     r = SOFT if soft else STRONG
-    return geometry_and_noise(_jitter(x.clamp(0.0, 1.0), r, generator), r, generator)
+    return geometry_and_noise(_jitter(x.clamp(0.0, 1.0), r, generator), r, generator, padding, blur_and_noise)
 
 
-def geometry_and_noise(x: torch.Tensor, r: dict, generator: torch.Generator) -> torch.Tensor:
+def geometry_and_noise(x: torch.Tensor, r: dict, generator: torch.Generator, padding: str = "edge",
+                       blur_and_noise: bool = True) -> torch.Tensor:
     """Pad, random affine, blur, centre crop, flip, noise, clip: the steps after the colour jitter."""
     h, w = x.shape[-2:]
-    x = TF.pad(x, [w // 2], padding_mode="edge")
+    x = TF.pad(x, [w // 2], padding_mode=padding)
     ph, pw = x.shape[-2:]
     angle = _uniform(*r["degrees"], generator)
     tx = round(_uniform(-TRANSLATE * pw, TRANSLATE * pw, generator))
@@ -65,10 +69,12 @@ def geometry_and_noise(x: torch.Tensor, r: dict, generator: torch.Generator) -> 
     scale = _uniform(*r["scale"], generator)
     x = TF.affine(x, angle, [tx, ty], scale, [0.0, 0.0], interpolation=InterpolationMode.BILINEAR,
                   fill=[0.0] * x.shape[-3])
-    sigma = _uniform(*r["blur_sigma"], generator)
-    x = TF.gaussian_blur(x, [5, 5], [sigma, sigma])
+    if blur_and_noise:
+        sigma = _uniform(*r["blur_sigma"], generator)
+        x = TF.gaussian_blur(x, [5, 5], [sigma, sigma])
     x = TF.center_crop(x, [h, w])
     if torch.rand(1, generator=generator) < FLIP_P:
         x = TF.hflip(x)
-    x = x + (torch.randn(x.shape, generator=generator) * NOISE_STD).to(x.device)
+    if blur_and_noise:
+        x = x + (torch.randn(x.shape, generator=generator) * NOISE_STD).to(x.device)
     return x.clamp(0.0, 1.0)

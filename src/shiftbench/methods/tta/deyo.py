@@ -30,7 +30,7 @@ from ..base import Method
 from ..normalisation.norm_layers import adapt_norm_affine
 from ..registry import register_method
 from ..snapshot import Snapshot
-from .tent import entropy
+from .losses import entropy
 
 
 def shuffle_patches(x: torch.Tensor, grid: int, generator: torch.Generator) -> torch.Tensor:

@@ -37,7 +37,7 @@ from ..normalisation.norm_layers import adapt_norm_affine
 from ..optimizers import OptimizerName, build_optimizer
 from ..registry import register_method
 from ..snapshot import Snapshot
-from .tent import entropy
+from .losses import entropy
 
 PROBS_MOMENTUM = 0.9  # of the moving-average probability vector, as in the official code
 

@@ -39,7 +39,7 @@ from ..base import Method
 from ..normalisation.norm_layers import adapt_norm_affine
 from ..registry import register_method
 from ..snapshot import Snapshot
-from .tent import entropy
+from .losses import entropy
 
 EMA_MOMENTUM = 0.9
 REFERENCE_CLASSES = 1000  # the number of classes the paper's recovery threshold was set for

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..base import Method
 from ..registry import register_method
-from .tent import entropy
+from .losses import entropy
 
 
 @register_method("t3a")

@@ -10,11 +10,7 @@ from ..normalisation.norm_layers import adapt_norm_affine
 from ..optimizers import build_optimizer
 from ..registry import register_method
 from ..snapshot import Snapshot
-
-
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy of softmax(logits), per row."""
-    return -(logits.softmax(1) * logits.log_softmax(1)).sum(1)
+from .losses import entropy
 
 
 @register_method("tent")
