@@ -27,14 +27,14 @@ from pydantic import Field
 
 from ..optimizers import OptimizerName
 from ..registry import register_method
-from .roid import ROIDLoss
+from .roid import ROIDBase
 
 BETA_FLOOR, BETA_ONE = 0.89, 0.9999
 Q_PARAMETERS = 38400  # the parameter count at which q is used as given
 
 
 @register_method("cmf")
-class CMF(ROIDLoss):
+class CMF(ROIDBase):
     """ROID's weighted self-training with a Kalman filter in parameter space pulling towards a hidden source-anchored model."""
 
     def __init__(self, lr: Annotated[float, Field(ge=0)] = 1e-3, optimizer: OptimizerName = "adam",
@@ -44,7 +44,7 @@ class CMF(ROIDLoss):
                  temperature: Annotated[float, Field(gt=0)] = 1 / 3,
                  alpha: Annotated[float, Field(ge=0, le=1)] = 0.99, gamma: Annotated[float, Field(ge=0, le=1)] = 0.99,
                  q: Annotated[float, Field(ge=0, le=1e6)] = 0.005):
-        self._init_loss(lr, optimizer, momentum, steps, use_weighting, use_consistency, use_prior_correction,
+        self._init_shared(lr, optimizer, momentum, steps, use_weighting, use_consistency, use_prior_correction,
                         momentum_probs, temperature)
         self.alpha, self.gamma, self.q_base = alpha, gamma, q
 

@@ -57,12 +57,12 @@ def prior_corrected(logits: torch.Tensor) -> torch.Tensor:
     return logits * ((prior + smooth) / (1 + smooth * k))
 
 
-class ROIDLoss(Method):
+class ROIDBase(Method):
     """What ROID and CMF share: the weighted soft-likelihood-ratio and consistency step on the norm
     layers' affine parameters, and the prior-corrected prediction. Subclasses say how the trained
     parameters are merged back after each step (`merge`)."""
 
-    def _init_loss(self, lr: float, optimizer: OptimizerName, momentum: float, steps: int, use_weighting: bool,
+    def _init_shared(self, lr: float, optimizer: OptimizerName, momentum: float, steps: int, use_weighting: bool,
                    use_consistency: bool, use_prior_correction: bool, momentum_probs: float, temperature: float):
         self.lr, self.optimizer_name, self.momentum, self.steps = lr, optimizer, momentum, steps
         self.use_weighting, self.use_consistency = use_weighting, use_consistency
@@ -122,7 +122,7 @@ class ROIDLoss(Method):
 
 
 @register_method("roid")
-class ROID(ROIDLoss):
+class ROID(ROIDBase):
     """Certainty- and diversity-weighted soft likelihood ratio + consistency, weight ensembling with the source, prior correction."""
 
     def __init__(self, lr: Annotated[float, Field(ge=0)] = 1e-3, optimizer: OptimizerName = "adam",
@@ -131,7 +131,7 @@ class ROID(ROIDLoss):
                  momentum_source: Annotated[float, Field(ge=0, le=1)] = 0.99,
                  momentum_probs: Annotated[float, Field(ge=0, le=1)] = 0.9,
                  temperature: Annotated[float, Field(gt=0)] = 1 / 3):
-        self._init_loss(lr, optimizer, momentum, steps, use_weighting, use_consistency, use_prior_correction,
+        self._init_shared(lr, optimizer, momentum, steps, use_weighting, use_consistency, use_prior_correction,
                         momentum_probs, temperature)
         self.momentum_source = momentum_source
 
