@@ -72,6 +72,7 @@ ROWS = [
     ("roid", "roid", {}),
     ("cmf", "cmf", {}),
     ("rmt", "rmt", {}),
+    ("rmt, warm-up on 4,000 source images", "rmt", {"warmup_samples": 4000}),
 ]
 EPISODIC_BY_NATURE = {"memo"}
 SLOW = {"memo", "cotta"}  # tens of passes per image: --slow-n images per corruption
