@@ -121,6 +121,33 @@ def test_tent_reset_restores_the_initial_state(batch):
     torch.testing.assert_close(method.predict(batch), first, atol=1e-6, rtol=0)
 
 
+def test_a_snapshot_taken_after_optimiser_steps_restores_the_same_state_every_time():
+    """Adam keeps its step count in tensors that load_state_dict does not copy: restoring the snapshot's own
+    dict would let later steps count the snapshot up (RMT snapshots after its warm-up)."""
+    from shiftbench.methods.snapshot import Snapshot
+
+    net = nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+
+    def step():
+        net(torch.ones(4, 3)).pow(2).sum().backward()
+        opt.step()
+        opt.zero_grad()
+
+    step()
+    snap = Snapshot(net, opt)
+    step()
+    first = copy.deepcopy(net.state_dict())
+    for _ in range(2):
+        snap.restore()
+        step()
+        step()
+        snap.restore()
+        step()
+        for k, v in net.state_dict().items():
+            assert torch.equal(v, first[k]), k
+
+
 def test_tent_updates_only_norm_affine_parameters(batch):
     model = model_with_source_stats()
     method = create_method("tent", {"lr": 1e-2})
