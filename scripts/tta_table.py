@@ -69,6 +69,10 @@ ROWS = [
     ("shot_im", "shot_im", {}),
     ("memo", "memo", {}),
     ("unmix_tns", "unmix_tns", {}),
+    ("roid", "roid", {}),
+    ("cmf", "cmf", {}),
+    ("rmt", "rmt", {}),
+    ("rmt, warm-up on 4,000 source images", "rmt", {"warmup_samples": 4000}),
 ]
 EPISODIC_BY_NATURE = {"memo"}
 SLOW = {"memo", "cotta"}  # tens of passes per image: --slow-n images per corruption
@@ -78,6 +82,7 @@ PASSES = {
     "source": "1F", "bn_adapt": "1F", "alpha_bn": "1F", "tent": "1F + 1B", "eata": "1F + 1B (+ Fisher once)",
     "sar": "2F + 2B", "deyo": "2F + 1B", "cotta": "35F + 1B", "rotta": "3F + 1B", "lame": "1F", "t3a": "1F",
     "shot_im": "1F + 1B (all layers)", "memo": "33F + 32B", "unmix_tns": "1F",
+    "roid": "1.5F + 1B", "cmf": "1.5F + 1B", "rmt": "4F + 1B (all layers; + warm-up once)",
 }
 
 

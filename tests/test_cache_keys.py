@@ -59,13 +59,13 @@ def test_planning_twice_gives_the_same_keys(proj):
 
 def test_editing_one_method_file_changes_only_the_cells_that_run_its_code(proj, monkeypatch):
     before = keys(proj)
-    edited(monkeypatch, "shiftbench/methods/alpha_bn.py")
+    edited(monkeypatch, "shiftbench/methods/normalisation/alpha_bn.py")
     assert changed(before, keys(proj)) == {c for c in before if c[0] == "alpha_bn"}
 
-    edited(monkeypatch, "shiftbench/methods/bn_adapt.py")  # tent normalises with bn_adapt's batch statistics
+    edited(monkeypatch, "shiftbench/methods/normalisation/bn_adapt.py")  # tent normalises with bn_adapt's batch statistics
     assert changed(before, keys(proj)) == {c for c in before if c[0] in ("bn_adapt", "tent", "online_em")}
 
-    edited(monkeypatch, "shiftbench/methods/tent.py")  # a composite runs its base's code too
+    edited(monkeypatch, "shiftbench/methods/tta/tent.py")  # a composite runs its base's code too
     assert changed(before, keys(proj)) == {c for c in before if c[0] in ("tent", "online_em")}
 
 

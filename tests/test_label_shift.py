@@ -28,8 +28,8 @@ from shiftbench.methods.labelshift import (
     predicted_distribution,
     rlls_prior,
 )
-from shiftbench.methods.labelshift.adapter import PriorAdapter, delta_sizes, install_delta_layers, set_deltas
-from shiftbench.methods.labelshift.adapter_training import get_adapter
+from shiftbench.methods.prior.adapter import PriorAdapter, delta_sizes, install_delta_layers, set_deltas
+from shiftbench.methods.prior.adapter_training import get_adapter
 from shiftbench.models.architectures.small_cnn import SmallCNN
 from shiftbench.shifts.label import label_correlated_order, minority_classes, tweak_one
 
@@ -231,7 +231,7 @@ def test_adapter_at_the_source_prior_is_exactly_the_source_model():
 
 def test_adapter_is_trained_once_and_cached_by_content(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIFTBENCH_CACHE", str(tmp_path))
-    from shiftbench.methods.labelshift import adapter_training
+    from shiftbench.methods.prior import adapter_training
 
     monkeypatch.setattr(adapter_training, "_memo", {})
     model = tiny_model()

@@ -8,7 +8,7 @@ from torch import nn
 
 from shiftbench.core.imageset import ImageSet
 from shiftbench.methods import SourceContext, create_method
-from shiftbench.methods.tent import entropy
+from shiftbench.methods.tta.losses import entropy
 from shiftbench.models.architectures.small_cnn import SmallCNN
 
 
@@ -64,7 +64,7 @@ def test_alpha_in_between_differs_from_both(batch):
 
 def test_mixture_variance_is_the_two_component_variance():
     """With the mixture term, mean/var equal those of pooling source and test samples in proportion."""
-    from shiftbench.methods.alpha_bn import MixedStatsBatchNorm
+    from shiftbench.methods.normalisation.alpha_bn import MixedStatsBatchNorm
 
     bn = nn.BatchNorm2d(1, affine=False).eval()
     bn.running_mean.fill_(2.0)
@@ -119,6 +119,33 @@ def test_tent_reset_restores_the_initial_state(batch):
     method.predict(batch)
     method.reset()
     torch.testing.assert_close(method.predict(batch), first, atol=1e-6, rtol=0)
+
+
+def test_a_snapshot_taken_after_optimiser_steps_restores_the_same_state_every_time():
+    """Adam keeps its step count in tensors that load_state_dict does not copy: restoring the snapshot's own
+    dict would let later steps count the snapshot up (RMT snapshots after its warm-up)."""
+    from shiftbench.methods.snapshot import Snapshot
+
+    net = nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+
+    def step():
+        net(torch.ones(4, 3)).pow(2).sum().backward()
+        opt.step()
+        opt.zero_grad()
+
+    step()
+    snap = Snapshot(net, opt)
+    step()
+    first = copy.deepcopy(net.state_dict())
+    for _ in range(2):
+        snap.restore()
+        step()
+        step()
+        snap.restore()
+        step()
+        for k, v in net.state_dict().items():
+            assert torch.equal(v, first[k]), k
 
 
 def test_tent_updates_only_norm_affine_parameters(batch):

@@ -1,4 +1,5 @@
-"""Laws of the test-time adaptation methods (eata, sar, deyo, cotta, rotta, lame, t3a, shot_im, memo, unmix_tns).
+"""Laws of the test-time adaptation methods (eata, sar, deyo, cotta, rotta, lame, t3a, shot_im, memo, unmix_tns;
+roid, cmf, rmt, whose reference tests are in test_continual_tta.py).
 
 Each method is checked against an independent statement of what it must reduce to (tent, the
 source model, BN-adapt, instance normalisation, a hand-written self-training step), plus: reset()
@@ -19,17 +20,18 @@ from torch import nn
 from shiftbench.core.hashing import seed_from
 from shiftbench.core.imageset import ImageSet
 from shiftbench.methods import SourceContext, create_method
-from shiftbench.methods.deyo import shuffle_patches
-from shiftbench.methods.memo import marginal_entropy
-from shiftbench.methods.norm_layers import adapted_norm_parameters, norm_layers
-from shiftbench.methods.robust_bn import install_robust_bn
-from shiftbench.methods.rotta_memory import CategoryBalancedMemory
-from shiftbench.methods.shot_im import information_maximisation_loss
+from shiftbench.methods.normalisation.norm_layers import adapted_norm_parameters, norm_layers
+from shiftbench.methods.normalisation.robust_bn import install_robust_bn
+from shiftbench.methods.tta.deyo import shuffle_patches
+from shiftbench.methods.tta.memo import marginal_entropy
+from shiftbench.methods.tta.rotta_memory import CategoryBalancedMemory
+from shiftbench.methods.tta.shot_im import information_maximisation_loss
 from shiftbench.models.architectures.small_cnn import small_cnn
 
 SIDE = 16
-NEW_METHODS = ["eata", "sar", "deyo", "cotta", "rotta", "lame", "t3a", "shot_im", "memo", "unmix_tns"]
-FAST = {"cotta": {"augmentations": 2}, "memo": {"augmentations": 4}, "eata": {"fisher_samples": 64}}
+NEW_METHODS = ["eata", "sar", "deyo", "cotta", "rotta", "lame", "t3a", "shot_im", "memo", "unmix_tns", "roid", "cmf", "rmt"]
+FAST = {"cotta": {"augmentations": 2}, "memo": {"augmentations": 4}, "eata": {"fisher_samples": 64},
+        "rmt": {"warmup_samples": 48, "source_batch_size": 16, "prototype_samples": 64}}
 
 
 def source_model(seed=0):
@@ -107,7 +109,7 @@ def test_same_seed_same_numbers(name):
     assert_same(run(name, ACTIVE.get(name, {}), model, batches, seed=3), first, atol=0)
 
 
-@pytest.mark.parametrize("name", ["cotta", "rotta", "deyo", "unmix_tns"])
+@pytest.mark.parametrize("name", ["cotta", "rotta", "deyo", "unmix_tns", "roid", "cmf", "rmt"])
 def test_the_cell_seed_drives_the_methods_own_randomness(name):
     model = source_model()
     batches = stream(3)
@@ -150,7 +152,7 @@ def test_eata_redundancy_margin_zero_stops_updates_after_the_first_batch():
 def test_eata_fisher_is_the_mean_over_batches_of_squared_batch_gradients():
     """An independent restatement: per batch of the seeded source sample, the squared gradient of the
     cross-entropy with argmax labels, averaged over batches (official EATA); the regulariser pulls back."""
-    from shiftbench.methods.eata import fisher_diagonal
+    from shiftbench.methods.tta.eata import fisher_diagonal
 
     model = source_model()
     src = context(model)
@@ -321,7 +323,7 @@ def test_lame_with_zero_affinity_is_the_source_model():
 def test_lame_output_is_the_fixed_point_of_its_bound_updates():
     """Y = softmax(log(p + 1e-10) + W Y), W the 5-nearest-neighbour graph of the L2-normalised features (self excluded),
     on random features and predictions (an untrained model predicts one class for everything)."""
-    from shiftbench.methods.lame import affinity, laplacian_optimization
+    from shiftbench.methods.tta.lame import affinity, laplacian_optimization
 
     g = torch.Generator().manual_seed(0)
     features, p = torch.randn(40, 8, generator=g), (3 * torch.randn(40, 6, generator=g)).softmax(1)
@@ -425,7 +427,7 @@ def test_cotta_augmentation_after_the_colour_jitter_is_torchvisions_pipeline():
     drawn by torchvision from the global generator, then N(0, 0.005) noise and clipping: same seed, same images."""
     import torchvision.transforms as T
 
-    from shiftbench.methods.cotta_augment import STRONG, geometry_and_noise
+    from shiftbench.methods.tta.cotta_augment import STRONG, geometry_and_noise
 
     x = stream(1, size=4, seed=5)[0]
     pipeline = T.Compose([T.Pad(SIDE // 2, padding_mode="edge"),

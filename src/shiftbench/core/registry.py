@@ -1,8 +1,8 @@
 """One registry mechanism for every plugin kind: methods, shifts, dataset loaders, recipes, architectures, executors.
 
 A built-in registers itself with the registry's decorator when its module is imported (the
-registry imports every module of its package the first time it is asked). A third-party
-plugin is found by name through the registry's entry-point group
+registry imports every module of its package, subpackages included, the first time it is
+asked). A third-party plugin is found by name through the registry's entry-point group
 (`[project.entry-points."shiftbench.methods"]`), or by an import path `pkg.module:attr`
 written where the name would go. A *family* answers every name `PREFIX:REST` (the
 architectures `torchvision:resnet50`, `timm:vit_small_patch16_224`): it lists the names it
@@ -42,7 +42,8 @@ class Registry(Generic[T]):
     """Named entries of one kind.
 
     kind: what an entry is, for messages ("method", "shift", ...).
-    package: the package whose modules hold the built-ins (imported once, on first use).
+    package: the package whose modules hold the built-ins (imported once, on first use, subpackages
+        included).
     group: the entry-point group of installed plugins.
     accept: turns an object loaded by import path or entry point into an entry; raises
         TypeError saying what was expected. Default: the object must be an entry already
@@ -90,8 +91,8 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         pkg = importlib.import_module(self.package)
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            importlib.import_module(f"{self.package}.{mod.name}")
+        for mod in pkgutil.walk_packages(pkg.__path__, prefix=f"{self.package}."):
+            importlib.import_module(mod.name)
 
     def _plugins(self) -> dict[str, Any]:
         return {ep.name: ep for ep in entry_points(group=self.group)}

@@ -24,6 +24,7 @@ class Snapshot:
         for module in (self.model, *also):
             module.load_state_dict(self.model_state)
         if self.optimizer is not None:
-            self.optimizer.load_state_dict(self.optimizer_state)
+            # a copy: load_state_dict keeps Adam's step tensors as given, and the next step would count them up
+            self.optimizer.load_state_dict(copy.deepcopy(self.optimizer_state))
         if self.generator is not None:
             self.generator.set_state(self.generator_state)

@@ -1,9 +1,9 @@
 """Label-shift estimation and correction on logits (BBSE, RLLS, MLLS; calibration; the Bayes correction).
 
 Pure functions and small classes on tensors of logits or probabilities (adjust,
-calibration, estimators, running); the label shift adapter's network and its
-training/cache live in adapter.py and adapter_training.py. Methods in
-`shiftbench.methods` build on them.
+calibration, estimators, running). The methods in `shiftbench.methods.prior` build on
+them (the label shift adapter's network and its training live there, beside LSA);
+nothing here is a registered method.
 """
 
 from .adjust import adjust_logits

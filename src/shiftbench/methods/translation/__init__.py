@@ -1,0 +1,1 @@
+"""Methods for geometric (translation) shift: choosing the crop the source model sees."""
