@@ -230,3 +230,26 @@ def test_serve_answers_on_loopback_only(synth):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_site_built_from_the_same_inputs_is_kept_and_any_changed_input_rebuilds_it(synth):
+    results, current = synth
+    write_result(results, "A", "source", benchmark_hash=current, quality=0.8)
+    site = results.parent / "site"
+    build_site(results, site)
+    sentinel = site / "sentinel"  # a rebuild replaces the folder, so this marks "not rebuilt"
+    sentinel.write_text("x")
+    build_site(results, site)
+    assert sentinel.exists()
+    write_result(results, "B", "bn_adapt", benchmark_hash=current, quality=0.7)  # a new result
+    build_site(results, site)
+    assert not sentinel.exists() and list(site.glob("synth/entries/B-*"))
+    sentinel.write_text("x")
+    published = results.parent / "published"
+    published.mkdir(exist_ok=True)
+    (published / "note.txt").write_text("a file among the reference numbers")
+    build_site(results, site)
+    assert not sentinel.exists()
+    sentinel.write_text("x")
+    build_site(results, site, benchmark_hashes={"synth": "0" * 16})  # the benchmark changed since
+    assert not sentinel.exists()

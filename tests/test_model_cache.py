@@ -77,3 +77,14 @@ def test_digits_data_matches_its_manifest_hash():
     assert d.test.images.shape[1:] == (3, 32, 32) and d.test.window == 28
     # the digit sits on a black border wide enough for 2 px realistic shifts
     assert d.test.images[:, :, :4].max() == 0 and d.test.images[:, :, :, -4:].max() == 0
+
+
+def test_the_shipped_digits_csv_read_directly_is_what_load_digits_gives():
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from shiftbench.data.digits import raw_digits
+
+    pixels, target = raw_digits()
+    raw = load_digits()
+    assert np.array_equal(pixels, raw.images) and np.array_equal(target, raw.target)

@@ -109,14 +109,20 @@ def files_of(obj: Any) -> list[Path]:
 DEPENDS_ON = "__code_depends_on__"
 
 
+def _depends_on(obj: Any) -> tuple:
+    deps = getattr(obj, DEPENDS_ON, ())
+    return tuple(deps() if callable(deps) else deps)
+
+
 def code_hash(objs: Iterable[Any]) -> str:
     """sha256 (16 hex digits) over the source of the files that define the given objects and their imports.
 
     An object made on the fly (a family's builder wrapping a torchvision or a user's function)
-    names the other objects whose code it runs in its `__code_depends_on__` attribute.
+    names the other objects whose code it runs in its `__code_depends_on__` attribute (or a function
+    returning them, so that naming them does not import a heavy package before it is used).
     """
     objs = list(objs)
-    objs += [dep for obj in objs for dep in getattr(obj, DEPENDS_ON, ())]
+    objs += [dep for obj in objs for dep in _depends_on(obj)]
     files = sorted({p for obj in objs for p in files_of(obj)})
     h = hashlib.sha256()
     for path in files:

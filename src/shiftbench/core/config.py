@@ -9,8 +9,10 @@ message echoes is cut to a short repr.
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,6 +53,14 @@ class ConfigLoader(yaml.SafeLoader):
 
 
 def load_yaml_text(text: str) -> object:
+    return copy.deepcopy(_parsed(text))  # a copy: callers may change what they get
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> object:
+    """One parse per distinct text: building a site re-reads each data manifest hundreds of times (a
+    benchmark's every corruption_file shift checks its dataset), and PyYAML's pure-Python parser
+    made that most of a warm run."""
     return yaml.load(text, Loader=ConfigLoader)  # ConfigLoader is a SafeLoader
 
 

@@ -8,8 +8,10 @@ replicated) so colour shifts have somewhere to go.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..core.imageset import ImageSet
@@ -43,15 +45,28 @@ def upsample_exact(levels: torch.Tensor, max_level: int, size: int) -> torch.Ten
     return q.to(torch.uint8)
 
 
-def build_digit_images(digit_size: int = 24, canvas: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def raw_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits as integer levels 0..16 (N, 8, 8) and their labels, as sklearn's load_digits gives
+    them. Read from the csv that scikit-learn ships (importing sklearn.datasets takes seconds; that file
+    is all load_digits reads), through load_digits where the file is not where it is expected."""
+    spec = importlib.util.find_spec("sklearn")
+    shipped = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if shipped is not None and shipped.is_file():
+        table = np.loadtxt(shipped, delimiter=",")
+        return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     raw = load_digits()
-    levels = torch.tensor(raw.images, dtype=torch.int64)[:, None]  # (N, 1, 8, 8), integer levels 0..16
+    return raw.images, raw.target
+
+
+def build_digit_images(digit_size: int = 24, canvas: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels, target = raw_digits()
+    levels = torch.tensor(pixels, dtype=torch.int64)[:, None]  # (N, 1, 8, 8), integer levels 0..16
     images = torch.zeros(len(levels), 3, canvas, canvas, dtype=torch.uint8)
     off = (canvas - digit_size) // 2
     images[:, :, off : off + digit_size, off : off + digit_size] = upsample_exact(levels, 16, digit_size)
-    return images, torch.tensor(raw.target, dtype=torch.int64)
+    return images, torch.tensor(target, dtype=torch.int64)
 
 
 @register_loader("digits", random_test_order=True)

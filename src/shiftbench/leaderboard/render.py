@@ -44,7 +44,8 @@ from .checks import annotate, current_benchmark_hashes
 from .describe import table_summary
 from .export import NOTE, table_frame, table_latex, table_markdown, to_csv
 from .format import is_number, metric_label, metric_value, pct, points, shown, sort_key, with_spread
-from .published import Published, load_published
+from .published import Published, load_published, published_dir
+from .site_inputs import INPUTS_FILE, site_inputs_key, unchanged
 
 MARKER = ".shiftbench-site"
 LEGACY = {"index.html"}  # what the first, single-page leaderboard wrote (no marker)
@@ -394,6 +395,7 @@ def load_boards(results_root: Path, published_folder: Path | None = None) -> tup
 def build_site(results_root: Path, site_dir: Path, benchmark_hashes: dict[str, str | None] | None = None,
                published_folder: Path | None = None) -> Path:
     """Write the whole site into site_dir (replacing a previous build); returns the path of index.html.
+    A site built from the same inputs (site_inputs.py) is kept as it is.
 
     published_folder: the reference numbers (default leaderboard/published of the project)."""
     site_dir = Path(site_dir)
@@ -403,6 +405,10 @@ def build_site(results_root: Path, site_dir: Path, benchmark_hashes: dict[str, s
     if site_dir.exists() and not ours:
         raise UserError("refusing to replace a folder that shiftbench did not build (no .shiftbench-site marker); "
                         "choose an empty or new --site folder", source=str(site_dir))
+    published_folder = published_dir() if published_folder is None else Path(published_folder)
+    key = site_inputs_key(results_root, published_folder, benchmark_hashes)
+    if ours and unchanged(site_dir, key):
+        return site_dir / "index.html"
     results = load_annotated(results_root, benchmark_hashes)
     published = load_published(published_folder)
     try:
@@ -414,6 +420,7 @@ def build_site(results_root: Path, site_dir: Path, benchmark_hashes: dict[str, s
     tmp.chmod(0o755)
     try:
         SiteBuilder(tmp, results, published).build()
+        (tmp / INPUTS_FILE).write_text(key + "\n")
         old = None
         if site_dir.exists():
             old = site_dir.with_name(f".{site_dir.name}.old-{os.getpid()}-{tmp.name.rsplit('-', 1)[-1]}")

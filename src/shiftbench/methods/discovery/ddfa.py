@@ -31,11 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
-from sklearn.decomposition import NMF
-from sklearn.linear_model import LogisticRegression
-
+from ...core.lazy import LazyModule
 from ..labelshift import adjust_logits
+
+cluster = LazyModule("sklearn.cluster")
+decomposition = LazyModule("sklearn.decomposition")
+linear_model = LazyModule("sklearn.linear_model")
 
 KMEANS_ITERATIONS, KMEANS_STARTS = 100, 5
 EPS = 1e-8
@@ -56,7 +57,7 @@ class DDFAResult:
 def domain_posterior(features: torch.Tensor, domains: torch.Tensor, n_domains: int, seed: int,
                      inverse_regularisation: float = 1.0) -> torch.Tensor:
     """p(d|x), N x D, from a logistic-regression domain discriminator fitted on the pooled features."""
-    clf = LogisticRegression(C=inverse_regularisation, max_iter=1000, random_state=seed)
+    clf = linear_model.LogisticRegression(C=inverse_regularisation, max_iter=1000, random_state=seed)
     clf.fit(features.double().numpy(), domains.numpy())
     p = np.zeros((len(features), n_domains))
     p[:, clf.classes_] = clf.predict_proba(features.double().numpy())
@@ -64,7 +65,7 @@ def domain_posterior(features: torch.Tensor, domains: torch.Tensor, n_domains: i
 
 
 def kmeans(points: torch.Tensor, m: int, seed: int) -> torch.Tensor:
-    km = KMeans(n_clusters=m, max_iter=KMEANS_ITERATIONS, n_init=KMEANS_STARTS, random_state=seed)
+    km = cluster.KMeans(n_clusters=m, max_iter=KMEANS_ITERATIONS, n_init=KMEANS_STARTS, random_state=seed)
     return torch.from_numpy(km.fit_predict(points.double().numpy()).astype(np.int64))
 
 
@@ -76,7 +77,7 @@ def cluster_domain_table(clusters: torch.Tensor, domains: torch.Tensor, m: int, 
 
 def factorise(table: torch.Tensor, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(p(y|d) K x D, p(cluster|y) m x K) from the m x D table p(cluster|d) (step 3)."""
-    nmf = NMF(n_components=k, init="random", random_state=seed, max_iter=1000)
+    nmf = decomposition.NMF(n_components=k, init="random", random_state=seed, max_iter=1000)
     w = nmf.fit_transform(table.T.numpy()).T  # K x D
     c = nmf.components_.T.copy()  # m x K
     scale = c.sum(0, keepdims=True)

@@ -18,7 +18,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
+
+from ...core.lazy import LazyModule
+
+TF = LazyModule("torchvision.transforms.functional")
 
 WIDTH = 3
 MAX_DEPTH = 3

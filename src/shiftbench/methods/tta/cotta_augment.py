@@ -18,8 +18,10 @@ gives the same augmentation as the official code.
 from __future__ import annotations
 
 import torch
-import torchvision.transforms.functional as TF
-from torchvision.transforms import InterpolationMode
+
+from ...core.lazy import LazyModule
+
+TF = LazyModule("torchvision.transforms.functional")
 
 STRONG = {"brightness": (0.6, 1.4), "contrast": (0.7, 1.3), "saturation": (0.5, 1.5), "hue": (-0.06, 0.06),
           "gamma": (0.7, 1.3), "degrees": (-15.0, 15.0), "scale": (0.9, 1.1), "blur_sigma": (0.001, 0.5)}
@@ -67,7 +69,7 @@ def geometry_and_noise(x: torch.Tensor, r: dict, generator: torch.Generator, pad
     tx = round(_uniform(-TRANSLATE * pw, TRANSLATE * pw, generator))
     ty = round(_uniform(-TRANSLATE * ph, TRANSLATE * ph, generator))
     scale = _uniform(*r["scale"], generator)
-    x = TF.affine(x, angle, [tx, ty], scale, [0.0, 0.0], interpolation=InterpolationMode.BILINEAR,
+    x = TF.affine(x, angle, [tx, ty], scale, [0.0, 0.0], interpolation=TF.InterpolationMode.BILINEAR,
                   fill=[0.0] * x.shape[-3])
     if blur_and_noise:
         sigma = _uniform(*r["blur_sigma"], generator)

@@ -22,15 +22,17 @@ import math
 from typing import Annotated
 
 import torch
-import torchvision.transforms.functional as TF
 from pydantic import Field
 
 from ...core.hashing import seed_from
+from ...core.lazy import LazyModule
 from ..base import Method
 from ..normalisation.norm_layers import adapt_norm_affine
 from ..registry import register_method
 from ..snapshot import Snapshot
 from .losses import entropy
+
+TF = LazyModule("torchvision.transforms.functional")
 
 
 def shuffle_patches(x: torch.Tensor, grid: int, generator: torch.Generator) -> torch.Tensor:

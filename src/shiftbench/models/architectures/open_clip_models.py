@@ -23,6 +23,7 @@ mean and std (OpenAI's by default), inside the model, so shifts act on the bench
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Sequence
 
 import torch
@@ -121,11 +122,13 @@ def tag_preprocessing(open_clip, name: str, pretrained: str, image_size: int) ->
 
 
 def make(name: str):
-    open_clip = _open_clip()
+    if importlib.util.find_spec("open_clip") is None:  # said when the benchmark is checked, without importing it
+        raise UserError(MISSING, field="model.arch")
 
     def build(num_classes: int, classes: tuple[str, ...] = (), pretrained: str = "", quick_gelu: bool = False,
               config: dict[str, Any] | None = None, class_names: str | list[str] | None = None,
               templates: str | list[str] = "imagenet") -> Classifier:
+        open_clip = _open_clip()
         names = class_names_of(class_names, classes or [str(k) for k in range(num_classes)])
         if config is None:
             if name not in open_clip.list_models():
@@ -151,7 +154,7 @@ def make(name: str):
                           preprocessing=prep)
 
     build.__doc__ = f"open_clip model {name} with a zero-shot head (weights from a file or manifest, never downloaded)"
-    build.__code_depends_on__ = (open_clip.CLIP,)
+    build.__code_depends_on__ = lambda: (_open_clip().CLIP,)
     return build
 
 
