@@ -389,16 +389,21 @@ DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelat
 def import_imagecorruptions():
     """The imagecorruptions module, as published. Version 1.1.2 imports pkg_resources only for
     resource_filename (to find its own frost photos), which setuptools 81+ no longer ships; where
-    it is missing a stand-in module with that one function goes in front of the import."""
+    it is missing a stand-in module with that one function goes in front of the import, and is taken
+    away again after it (imagecorruptions keeps the function; nothing else may find the stand-in)."""
     if importlib.util.find_spec("imagecorruptions") is None:
         raise SystemExit("--published needs imagecorruptions: pip install imagecorruptions==1.1.2 (in the dev extra)")
+    stand_in = None
     if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         stand_in = types.ModuleType("pkg_resources")
         stand_in.resource_filename = lambda package, name: os.path.join(os.path.dirname(sys.modules[package].__file__),
                                                                         name)
         sys.modules["pkg_resources"] = stand_in
-    import imagecorruptions
-
+    try:
+        import imagecorruptions
+    finally:
+        if stand_in is not None and sys.modules.get("pkg_resources") is stand_in:
+            del sys.modules["pkg_resources"]
     return imagecorruptions
 
 

@@ -13,7 +13,7 @@ CASES = {
     "unknown-param": (submission("X", "alpha_bn", "{alfa: 0.2}"), ["params", "unknown parameter 'alfa'", "allowed: alpha"]),
     "ill-typed-param": (submission("X", "alpha_bn", "{alpha: lots}"), ["params", "parameter 'alpha'", "'lots'"]),
     "out-of-range-param": (submission("X", "alpha_bn", "{alpha: 1.5}"), ["params", "parameter 'alpha'", "less than or equal to 1"]),
-    "unknown-benchmark": (submission("X", "source", benchmark="nope"), ["benchmark", "unknown benchmark 'nope'", "known: digits, tiny"]),
+    "unknown-benchmark": (submission("X", "source", benchmark="nope"), ["benchmark", "unknown benchmark 'nope'", "known: digits, digits-full, tiny"]),
     "unknown-field": (submission("X", "source", extra="colour: red\n"), ["colour", "unknown field", "allowed:"]),
     "missing-field": ("name: X\nbenchmark: tiny\n", ["method", "required field is missing"]),
     "bad-protocol": (submission("X", "source", extra="protocol: sometimes\n"), ["protocol", "episodic"]),

@@ -114,7 +114,9 @@ def test_the_cell_seed_drives_the_methods_own_randomness(name):
     model = source_model()
     batches = stream(3)
     a, b = run(name, ACTIVE.get(name, {}), model, batches, seed=0), run(name, ACTIVE.get(name, {}), model, batches, seed=1)
-    assert max((x - y).abs().max() for x, y in zip(a, b)) > 1e-6
+    # the same seed gives the same bits (test_same_seed_same_numbers), so any difference is the seed's;
+    # DeYO's shuffled patches only reweight its entropy loss, which moves its outputs by ~1e-6
+    assert max((x - y).abs().max() for x, y in zip(a, b)) > 0
 
 
 def test_the_source_model_is_never_touched():
