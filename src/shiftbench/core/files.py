@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from .errors import UserError
 
@@ -34,12 +36,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _write(path: Path, data: bytes) -> None:
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_file(path: Path, buffering: int = -1, shared: bool = True) -> Iterator[BinaryIO]:
+    """A binary file written under a temporary name beside `path` and renamed onto it once complete
+    (flushed to disk), so that `path` is the old file or the whole new one; an error removes the
+    temporary file. shared: readable by others (mkstemp makes 0600), as results are meant to be."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared and served
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        if shared:
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb", buffering=buffering) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError
+from ..core.files import atomic_file
 from ..core.hashing import config_hash
 from ..core.paths import cache_dir
 
@@ -67,25 +67,16 @@ def _open(path: Path, shape: tuple[int, ...]) -> torch.Tensor | None:
 def _write(path: Path, paths: list[Path], decode: Callable[[Path], np.ndarray], first: np.ndarray,
            where: str) -> None:
     """Decode image by image into a temporary file (nothing is held but one image), then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 22) as f:  # few large writes, not one per image
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": "|u1", "fortran_order": False, "shape": (len(paths), *first.shape)})
-            f.write(np.ascontiguousarray(first).data)
-            for p in paths[1:]:
-                array = decode(p)
-                if array.shape != first.shape:
-                    raise UserError(f"images differ in size ({first.shape} in {paths[0].name}, {array.shape} here); "
-                                    f"set params.size to resize them all", source=str(p))
-                f.write(np.ascontiguousarray(array).data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, buffering=1 << 22, shared=False) as f:  # few large writes, not one per image
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|u1", "fortran_order": False, "shape": (len(paths), *first.shape)})
+        f.write(np.ascontiguousarray(first).data)
+        for p in paths[1:]:
+            array = decode(p)
+            if array.shape != first.shape:
+                raise UserError(f"images differ in size ({first.shape} in {paths[0].name}, {array.shape} here); "
+                                f"set params.size to resize them all", source=str(p))
+            f.write(np.ascontiguousarray(array).data)
     set_name = path.stem.split("-")[0]
     for old in path.parent.glob(f"{set_name}-*.npy"):
         if old != path:
