@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from .hashing import tensor_sha256
+from .spill import copy_images, take_rows
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,14 @@ class ImageSet:
     def image_size(self) -> int:
         return self.images.shape[-1]
 
-    def subset(self, index: torch.Tensor) -> ImageSet:
-        """Rows at index (may repeat). source_index is renumbered to stay a grouping of the new rows."""
+    def subset(self, index: torch.Tensor, images: torch.Tensor | None = None) -> ImageSet:
+        """Rows at index (may repeat); a large result goes to a spill file (core/spill.py), never
+        twice into RAM. `images`: the new rows' images when the caller has made them already
+        (a shift that crops while it gathers), so the old ones are not copied for nothing."""
         index = torch.as_tensor(index, dtype=torch.int64)
         return replace(
             self,
-            images=self.images[index],
+            images=take_rows(self.images, index) if images is None else images,
             labels=self.labels[index],
             groups=None if self.groups is None else self.groups[index],
             source_index=None if self.source_index is None else self.source_index[index],
@@ -75,7 +78,8 @@ class ImageSet:
 
     def model_view(self) -> ImageSet:
         """The centred window the model sees; translation shifts crop elsewhere themselves."""
-        return replace(self, images=centre_crop(self.images, self.window).contiguous(), window=None)
+        view = centre_crop(self.images, self.window)
+        return replace(self, images=view if view.is_contiguous() else copy_images(view), window=None)
 
     def class_prior(self) -> torch.Tensor:
         counts = torch.bincount(self.labels, minlength=self.num_classes).double()

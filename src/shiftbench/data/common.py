@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..core.errors import UserError
 from ..core.imageset import ImageSet
+from ..core.spill import take_rows
 from .registry import DatasetSplits
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -35,8 +36,9 @@ def source_and_test(name: str, train_images: torch.Tensor, train_labels: torch.T
     def imageset(images, labels):
         return ImageSet(images.contiguous(), labels.to(torch.int64), tuple(classes), window=p["window"])
 
-    return DatasetSplits(name, imageset(train_images[train_idx], train_labels[train_idx]),
-                         imageset(train_images[val_idx], train_labels[val_idx]), imageset(test_images, test_labels))
+    return DatasetSplits(name, imageset(take_rows(train_images, train_idx), train_labels[train_idx]),
+                         imageset(take_rows(train_images, val_idx), train_labels[val_idx]),
+                         imageset(test_images, test_labels))
 
 
 def test_only(name: str, test: ImageSet) -> DatasetSplits:
@@ -54,7 +56,7 @@ def hold_out_test(images: torch.Tensor, labels: torch.Tensor, fraction: float, s
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + 1))
     n_test = round(len(labels) * fraction)
     test_idx, train_idx = perm[:n_test].sort().values, perm[n_test:].sort().values
-    return images[train_idx], labels[train_idx], images[test_idx], labels[test_idx]
+    return take_rows(images, train_idx), labels[train_idx], take_rows(images, test_idx), labels[test_idx]
 
 
 def shape_images(images: torch.Tensor, channels: int | None = None, canvas: int | None = None) -> torch.Tensor:

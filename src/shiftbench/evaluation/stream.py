@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from ..core.imageset import ImageSet, centre_crop
+from ..core.spill import staged
 from ..methods.base import Method
 from ..models.forward import batches, to_float
 
@@ -44,7 +45,7 @@ def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_si
     for i, seg in enumerate(segments):
         if protocol == "per_scenario" and i > 0:
             method.reset()
-        images = None if method.logit_only else seg.images.to(device, non_blocking=True)
+        images = None if method.logit_only else staged(seg.images, device)
         crop_to = None if method.sees_full_image else seg.window
         if method.sees_full_image:
             method.window = seg.window or seg.image_size
@@ -55,7 +56,7 @@ def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_si
             if method.logit_only:
                 logits = method.adapt_logits(base_logits[i][s].to(device))
             else:
-                logits = method.predict(to_float(centre_crop(images[s], crop_to)))
+                logits = method.predict(to_float(centre_crop(images[s].to(device, non_blocking=True), crop_to)))
             check_logits(logits, s.stop - s.start, seg.num_classes, "adapt_logits" if method.logit_only else "predict")
             parts.append(logits.detach().float().cpu())
         out.append(torch.cat(parts) if parts else torch.empty(0, seg.num_classes))

@@ -21,6 +21,7 @@ import torch
 
 from ..core.hashing import seed_from
 from ..core.imageset import ImageSet
+from ..core.spill import empty_images
 from ..shifts import get_shift
 
 
@@ -48,7 +49,7 @@ def mix(segments: list[ImageSet], seed: int) -> ImageSet:
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # mixed row j = concatenated row order[j]
     position = torch.empty(n, dtype=torch.int64)
     position[order] = torch.arange(n)
-    images = torch.empty((n, *first.images.shape[1:]), dtype=torch.uint8)
+    images = empty_images((n, *first.images.shape[1:]))
     start = 0
     for s in segments:  # fill in place: never two full copies of the stream at once
         images[position[start:start + len(s)]] = s.images

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..core.imageset import ImageSet, centre_crop
+from ..core.spill import staged
 
 
 def batches(n: int, batch_size: int) -> Iterable[slice]:
@@ -25,8 +26,9 @@ def forward(model: nn.Module, data: ImageSet, batch_size: int, device: torch.dev
     """The model's logits (in eval mode) for every row of data, in order, on the CPU; each image
     centre-cropped to the window the model sees."""
     model.eval()
-    images = data.images.to(device)
-    return torch.cat([model(to_float(centre_crop(images[s], data.window))).cpu() for s in batches(len(data), batch_size)])
+    images = staged(data.images, device)
+    return torch.cat([model(to_float(centre_crop(images[s].to(device), data.window))).cpu()
+                      for s in batches(len(data), batch_size)])
 
 
 def accuracy(model: nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256) -> float:

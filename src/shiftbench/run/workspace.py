@@ -27,10 +27,17 @@ from ..shifts import apply_shifts
 from .cell import Cell
 
 
+STREAM_CACHE_BYTES = 4 * 2**30
+
+
 class LRU(OrderedDict):
-    def __init__(self, size: int):
+    """The `size` most recently used values; with `max_bytes`, also no more image bytes than that
+    (but always the newest value): an ImageNet-scale stream is gigabytes of spill file
+    (core/spill.py), and six of them would fill a disk."""
+
+    def __init__(self, size: int, max_bytes: int | None = None):
         super().__init__()
-        self.size = size
+        self.size, self.max_bytes = size, max_bytes
 
     def remember(self, key, make: Callable[[], Any]):
         if key in self:
@@ -38,9 +45,20 @@ class LRU(OrderedDict):
             return self[key]
         value = make()
         self[key] = value
-        while len(self) > self.size:
+        while len(self) > self.size or (self.max_bytes is not None and len(self) > 1
+                                        and image_bytes(self.values()) > self.max_bytes):
             self.popitem(last=False)
         return value
+
+
+def image_bytes(values) -> int:
+    """The bytes of the distinct image tensors in values (ImageSets, or lists of them)."""
+    seen: dict[int, int] = {}
+    for value in values:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, ImageSet):
+                seen[id(item.images)] = item.images.nbytes
+    return sum(seen.values())
 
 
 def _frozen(obj: Any) -> str:
@@ -54,7 +72,7 @@ class Workspace:
         self._datasets: dict[str, DatasetSplits] = {}
         self._data_sha: dict[str, str] = {}
         self._models: dict[str, SourceModel] = {}
-        self._data = LRU(6)  # scenario streams and shifted source splits (images: the large part)
+        self._data = LRU(6, STREAM_CACHE_BYTES)  # scenario streams and shifted source splits (images: the large part)
         self._shared = LRU(24)  # source logits and source contexts
 
     def dataset(self, name: str) -> DatasetSplits:

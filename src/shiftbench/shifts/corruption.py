@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 
 from ..core.imageset import ImageSet
+from ..core.spill import empty_images
 from .registry import generator, register_shift
 
 Severity = Annotated[int, Field(ge=1, le=5)]
@@ -54,11 +55,21 @@ class Corruption:
         per = n if x.device.type != "cpu" or not self.blocked else max(1, self.block_values // max(1, x[0].numel()))
         return [slice(i, min(n, i + per)) for i in range(0, n, per)] or [slice(0, 0)]
 
-    def _per_block(self, x: torch.Tensor, severity: int, seed: int, table: str, step: Callable) -> list:
+    def _per_block(self, x: torch.Tensor, severity: int, seed: int, table: str, step: Callable,
+                   out: torch.Tensor | None = None) -> list:
+        """step(block, param, generator) for every block; with `out`, each result is written into
+        its rows of `out` as it comes (nothing but one block per thread is held) and None returned."""
         p = self.param(severity, table, x.shape[-1])
         blocks = self.blocks(x)
         gens = block_generators(seed, len(blocks), x.device)
-        return map_blocks(lambda i: step(x[blocks[i]], p, gens[i]), len(blocks), x.device, self.threaded)
+
+        def work(i):
+            y = step(x[blocks[i]], p, gens[i])
+            if out is None:
+                return y
+            out[blocks[i]] = y
+
+        return map_blocks(work, len(blocks), x.device, self.threaded)
 
     def apply_float(self, x: torch.Tensor, severity: int, seed: int, table: str = "auto") -> torch.Tensor:
         """The corrupted float images in [0, 1]."""
@@ -75,7 +86,11 @@ class Corruption:
             # y is new, or a view of this block's float copy: scaling it in place is safe
             return levels_to_uint8(y.mul_(255) if y.is_contiguous() else y.mul(255))
 
-        return torch.cat(self._per_block(images, severity, seed, table, step))
+        if images.device.type != "cpu":
+            return torch.cat(self._per_block(images, severity, seed, table, step))
+        out = empty_images(tuple(images.shape))  # a large set's output goes to a spill file, block by block
+        self._per_block(images, severity, seed, table, step, out)
+        return out
 
 
 def block_generators(seed: int, count: int, device: torch.device) -> list[torch.Generator]:

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field
 
 from ..core.errors import UserError
 from ..core.imageset import ImageSet
+from ..core.spill import take_rows
 from ..data.common import shape_images
 from ..data.location import require_data
 from ..data.manifest import load_manifest
@@ -56,7 +57,7 @@ def corruption_file(data: ImageSet, *, seed: int,
         images, labels = read_mnist_c(folder, corruption, "test")
     rows = data.meta.get(ROWS)
     if rows is not None and len(rows) == len(data) and (len(rows) == 0 or int(rows.max()) < len(labels)):
-        images, labels = images[rows], labels[rows]
+        images, labels = take_rows(images, rows), labels[rows]
     if len(labels) != len(data) or not bool((labels == data.labels).all()):
         raise UserError(f"the labels in {dataset}/{corruption} do not match the test split row for row "
                         f"({len(labels)} vs {len(data)} rows): these files are not this dataset's test set")

@@ -19,6 +19,7 @@ import torch
 from pydantic import Field
 
 from ..core.imageset import ImageSet
+from ..core.spill import empty_images
 from .registry import generator, register_shift
 
 Mode = Literal["realistic", "cyclic"]
@@ -80,12 +81,14 @@ def make_views(data: ImageSet, offsets: torch.Tensor, mode: Mode, max_shift: int
         source = crop_at(data.images, window, torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
     index = torch.arange(n).repeat_interleave(v)
     flat = offsets.reshape(n * v, 2)
-    if mode == "realistic":
-        images = crop_at(source[index], size, flat[:, 0], flat[:, 1])
-    else:
-        images = roll_each(source[index], flat[:, 0], flat[:, 1])
-    out = data.subset(index)
-    return out.with_(images=images, source_index=index, window=window, meta={**data.meta, **(meta or {})})
+    view = crop_at if mode == "realistic" else (lambda x, _, dy, dx: roll_each(x, dy, dx))
+    images = empty_images((n * v, data.images.shape[1], size, size))  # a large set's views go to a spill file
+    per = max(1, (32 << 20) // max(1, source[0].numel() * v))  # views made for this many images at a time
+    for start in range(0, n, per):
+        rows = slice(start * v, min(n, start + per) * v)
+        images[rows] = view(source[index[rows]], size, flat[rows, 0], flat[rows, 1])
+    out = data.subset(index, images=images)
+    return out.with_(source_index=index, window=window, meta={**data.meta, **(meta or {})})
 
 
 @register_shift("translate", "translation")
