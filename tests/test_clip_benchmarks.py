@@ -30,7 +30,11 @@ model: {weights: tiny-clip, class_names: [zero, one, two, three, four, five, six
 scenarios:
   - {name: clean, family: clean}
   - {name: noise-s5, family: covariate, shifts: [{shift: gaussian_noise, severity: 5}]}
+  - {name: grid-realistic-d1, family: translation, n_per_scenario: 8,
+     shifts: [{shift: translate_grid, mode: realistic, distance: 1}]}
+  - {name: grid-cyclic-d1, family: translation, n_per_scenario: 8, shifts: [{shift: translate_grid, mode: cyclic, distance: 1}]}
 """
+TRANSLATION = ("grid-realistic-d1", "grid-cyclic-d1")
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -74,19 +78,23 @@ def test_validate_refuses_a_method_the_benchmarks_model_cannot_serve_with_the_re
     assert code == 0, err
 
 
-def test_a_tiny_clip_benchmark_runs_end_to_end_and_ranks_zero_shot_tpt_and_tda(proj, tmp_path, capsys):
+def test_a_tiny_clip_benchmark_runs_end_to_end_and_ranks_zero_shot_tpt_tda_and_crop_selection(proj, tmp_path, capsys):
     clip = tiny_clip_manifest(proj, tmp_path / "tiny.pt")
     assert run_cli(capsys, "data", "fetch", "tiny-clip", "--quiet")[0] == 0
     (proj / "benchmarks" / "clip-tiny.yaml").write_text(TINY)
-    for method, params in (("zero_shot", "{}"), ("tpt", "{n_views: 8}"), ("tda", "{}")):
+    for method, params in (("zero_shot", "{}"), ("tpt", "{n_views: 8}"), ("tda", "{}"), ("crop_select", "{margin: 1}")):
         write_submission(proj, method, "clip-tiny", params)
+    (proj / "leaderboard" / "submissions" / "crop_select_circular.yaml").write_text(
+        "name: crop_select_circular\nmethod: crop_select\nparams: {mode: circular}\nbenchmark: clip-tiny\nseeds: [0]\n")
     code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
     assert code == 0, err
     records = {}
     for path in (proj / "leaderboard" / "results" / "clip-tiny").glob("*.json"):
         for rec in json.loads(path.read_text())["records"]:
-            records[rec["cell"]["method"], rec["cell"]["scenario"]] = rec
-    assert set(records) == {(m, s) for m in ("zero_shot", "tpt", "tda") for s in ("clean", "noise-s5")}
+            mode = (rec["cell"]["params"] or {}).get("mode")
+            records[rec["cell"]["method"] + ("_circular" if mode == "circular" else ""), rec["cell"]["scenario"]] = rec
+    entries = ("zero_shot", "tpt", "tda", "crop_select", "crop_select_circular")
+    assert set(records) == {(m, s) for m in entries for s in ("clean", "noise-s5") + TRANSLATION}
     assert all(r["status"] == "ok" for r in records.values()), [r.get("error") for r in records.values()]
     # zero_shot's clean accuracy is the published recipe's on the played images (the model sees the 28 px window,
     # resized to 24 bicubic), computed here with open_clip's own classifier builder
@@ -103,14 +111,29 @@ def test_a_tiny_clip_benchmark_runs_end_to_end_and_ranks_zero_shot_tpt_and_tda(p
     summary, boards = load_boards(proj / "leaderboard" / "results")
     board = next(b for b in boards if b.benchmark == "clip-tiny" and b.family == "covariate")
     table = next(t for t in board.tables if t.slug == "severity-5")
-    error = {m: records[m, "noise-s5"]["metrics"]["error"] for m in ("zero_shot", "tpt", "tda")}
-    rows = {r.method: r for r in table.entries}
+    error = {m: records[m, "noise-s5"]["metrics"]["error"] for m in entries}
+    rows = {r.label: r for r in table.entries}
     assert set(rows) == set(error) and all(rows[m].mean.mean == pytest.approx(error[m]) for m in error)
     for a in error:  # ranked by error, equal errors sharing a place
         for b in error:
             assert (rows[a].place.rank < rows[b].place.rank) == (error[a] < error[b] - 1e-12)
-    clean = dict(zip(summary.method, summary.clean))
-    assert clean == pytest.approx({m: records[m, "clean"]["metrics"]["accuracy"] for m in ("zero_shot", "tpt", "tda")})
+    clean = dict(zip(summary.entry, summary.clean))
+    assert clean == pytest.approx({m: records[m, "clean"]["metrics"]["accuracy"] for m in entries})
+    # the translation board: consistency, accuracy and fooling rate per scenario, for every entry, as recorded
+    board = next(b for b in boards if b.benchmark == "clip-tiny" and b.family == "translation")
+    assert {t.metric for t in board.tables} == {"consistency", "accuracy", "fooling_rate"}
+    for t in board.tables:
+        rows = {r.label: r for r in t.entries}
+        assert set(rows) == set(entries) and [c.key for c in t.columns] == list(TRANSLATION)
+        for m in entries:
+            for s in TRANSLATION:
+                assert rows[m].cells[s].mean == pytest.approx(records[m, s]["metrics"][t.metric])
+    metrics = {m: records[m, "grid-cyclic-d1"]["metrics"] for m in entries}
+    assert all(metrics[m]["n"] == 8 * 9 for m in entries)
+    # the law: circular crop selection is exactly invariant to integer cyclic shifts, so at least as consistent
+    # as the source; the source itself is not invariant (the test has teeth)
+    assert metrics["crop_select_circular"]["pairwise_consistency"] == 1 and metrics["crop_select_circular"]["fooling_rate"] == 0
+    assert metrics["zero_shot"]["pairwise_consistency"] < 1 and metrics["zero_shot"]["fooling_rate"] > 0
 
 
 def test_evaluate_refuses_a_batchnorm_method_on_a_clip_model_before_any_work(proj, tmp_path):
