@@ -44,9 +44,14 @@ def test_the_clip_benchmarks_and_their_submissions_validate(name):
     assert bench.model["arch"] == "open_clip:ViT-B-32" and bench.model["pretrained"] == "openai"
     assert bench.model["quick_gelu"] is True and bench.model["interpolation"] == "bicubic"
     assert bench.model["class_names"] == bench.dataset
-    for method in ("zero_shot", "tpt", "tda"):
+    for method in ("zero_shot", "tpt", "tda", "crop_select"):
         checked = check_submission(REPO / "leaderboard" / "submissions" / name / f"{method}.yaml")
         assert checked.unsupported == {}
+    # the translation scenarios play the windowed copy of the same files (kept, or dropped for want of the data)
+    variant = {"clip-imagenet": "imagenet-val-256", "clip-cifar10": "cifar10-window28"}[name]
+    translation = [s.name for s in bench.scenarios if s.dataset == variant and s.family == "translation"]
+    translation += [s for s, missing in bench.missing_data().items() if variant in missing]
+    assert any("realistic-grid-d1" in s for s in translation) and any("cyclic" in s for s in translation)
 
 
 def test_traits_are_read_from_the_architecture_without_building_weights():
