@@ -148,3 +148,47 @@ def test_evaluate_refuses_a_batchnorm_method_on_a_clip_model_before_any_work(pro
     (proj / "benchmarks" / "clip-tiny.yaml").write_text(TINY)
     with pytest.raises(UserError, match="'bn_adapt' cannot run on this model: .* has no BatchNorm layer"):
         shiftbench.evaluate(methods=["zero_shot", "bn_adapt"], benchmark="clip-tiny")
+
+
+@pytest.mark.parametrize("name", ["clip-imagenet", "clip-cifar10"])
+def test_the_translation_scenarios_of_the_clip_benchmarks_run_on_tiny_copies_of_their_data(name, proj, tmp_path, capsys):
+    """The benchmark files as shipped (subsets shrunk, the covariate scenarios skipped), on a few images written in
+    the datasets' own layouts and a random tiny CLIP: every translation scenario plays the windowed copy."""
+    from test_translation_data_variants import write_photos
+    from tiny_formats import write_cifar10
+
+    data = tmp_path / "data"
+    if name == "clip-imagenet":
+        write_photos(data / "imagenet-val", [(300, 261), (257, 340), (500, 375)])
+        names, variant, room_less = "[tench, goldfish]", "imagenet-val-256", "translate-realistic-pair-m16"
+    else:
+        write_cifar10(data / "cifar10" / "cifar-10-batches-py", n_test=8)
+        names, variant, room_less = "cifar10", "cifar10-window28", "translate-realistic-pair-m2"
+    text = (REPO / "benchmarks" / f"{name}.yaml").read_text()
+    for n in ("5000", "2000", "1000"):
+        text = text.replace(f"n_per_scenario: {n}", "n_per_scenario: 4")
+    (proj / "benchmarks" / f"{name}.yaml").write_text(text)
+    (proj / "benchmarks" / "tiny-run.yaml").write_text(
+        f"extends: {name}\nname: tiny-run\nbatch_size: 16\nmodel: {{weights: tiny-clip, class_names: {names}}}\n"
+        "skip_scenarios: ['generated-*', 'cifar10c-*']\n")
+    tiny_clip_manifest(proj, tmp_path / "tiny.pt")
+    assert run_cli(capsys, "data", "fetch", "tiny-clip", "--quiet")[0] == 0
+    for method, params in (("zero_shot", "{}"), ("crop_select", "{margin: 8}")):
+        write_submission(proj, method, "tiny-run", params)
+    code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
+    assert code == 0, err
+    records = {}
+    for path in (proj / "leaderboard" / "results" / "tiny-run").glob("*.json"):
+        for rec in json.loads(path.read_text())["records"]:
+            records[rec["cell"]["method"], rec["cell"]["scenario"]] = rec
+    bench = load_benchmark(proj / "benchmarks" / "tiny-run.yaml")
+    translation = [s.name for s in bench.scenarios if s.family == "translation"]
+    assert len(translation) >= 3 and all(bench.scenario(s).dataset == variant for s in translation)
+    assert set(records) == {(m, s) for m in ("zero_shot", "crop_select") for s in ["clean"] + translation}
+    assert all(r["status"] == "ok" for r in records.values()), [r.get("error") for r in records.values()]
+    for s in translation:
+        views = 9 if "grid" in s else 2
+        assert records["zero_shot", s]["metrics"]["n"] == (bench.scenario(s).n_per_scenario or 8) * views
+        assert ("fooling_rate" in records["zero_shot", s]["metrics"]) == ("grid" in s)
+    # where the views leave no room around the window, crop selection is the source model
+    assert records["crop_select", room_less]["metrics"] == records["zero_shot", room_less]["metrics"]
