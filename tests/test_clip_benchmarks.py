@@ -54,6 +54,17 @@ def test_the_clip_benchmarks_and_their_submissions_validate(name):
     assert any("realistic-grid-d1" in s for s in translation) and any("cyclic" in s for s in translation)
 
 
+def test_the_dinov2_benchmark_probes_the_backbone_manifest_and_keeps_clip_imagenets_translation_scenarios():
+    bench, clip = load_benchmark("dinov2-imagenet"), load_benchmark("clip-imagenet")
+    assert bench.model == {"arch": "timm:vit_small_patch14_dinov2.lvd142m", "backbone": "dinov2-vits14"}
+    assert bench.training["name"] == "linear_probe"
+    assert {s.name for s in bench.scenarios} | set(bench.missing_data()) == \
+        {s.name for s in clip.scenarios if s.family != "covariate"} | set(clip.missing_data())
+    for method in ("source", "crop_select"):
+        checked = check_submission(REPO / "leaderboard" / "submissions" / "dinov2-imagenet" / f"{method}.yaml")
+        assert checked.unsupported == {}
+
+
 def test_traits_are_read_from_the_architecture_without_building_weights():
     assert model_traits({"arch": "open_clip:ViT-B-32"}, 1000) == {"clip"}  # LayerNorm only
     assert model_traits({"arch": "open_clip:RN50"}, 10) == {"clip", "batchnorm"}  # CLIP's ResNet has BatchNorm
@@ -150,30 +161,38 @@ def test_evaluate_refuses_a_batchnorm_method_on_a_clip_model_before_any_work(pro
         shiftbench.evaluate(methods=["zero_shot", "bn_adapt"], benchmark="clip-tiny")
 
 
-@pytest.mark.parametrize("name", ["clip-imagenet", "clip-cifar10"])
+@pytest.mark.parametrize("name", ["clip-imagenet", "clip-cifar10", "dinov2-imagenet"])
 def test_the_translation_scenarios_of_the_clip_benchmarks_run_on_tiny_copies_of_their_data(name, proj, tmp_path, capsys):
     """The benchmark files as shipped (subsets shrunk, the covariate scenarios skipped), on a few images written in
-    the datasets' own layouts and a random tiny CLIP: every translation scenario plays the windowed copy."""
+    the datasets' own layouts and a random tiny CLIP (or a tiny timm ViT probed, for DINOv2's): every translation
+    scenario plays the windowed copy."""
+    from test_linear_probe import tiny_vit_manifest
     from test_translation_data_variants import write_photos
     from tiny_formats import write_cifar10
 
     data = tmp_path / "data"
-    if name == "clip-imagenet":
+    if name.endswith("imagenet"):
         write_photos(data / "imagenet-val", [(300, 261), (257, 340), (500, 375)])
         names, variant, room_less = "[tench, goldfish]", "imagenet-val-256", "translate-realistic-pair-m16"
     else:
         write_cifar10(data / "cifar10" / "cifar-10-batches-py", n_test=8)
         names, variant, room_less = "cifar10", "cifar10-window28", "translate-realistic-pair-m2"
-    text = (REPO / "benchmarks" / f"{name}.yaml").read_text()
-    for n in ("5000", "2000", "1000"):
-        text = text.replace(f"n_per_scenario: {n}", "n_per_scenario: 4")
-    (proj / "benchmarks" / f"{name}.yaml").write_text(text)
+    for file in {name, "clip-imagenet"}:
+        text = (REPO / "benchmarks" / f"{file}.yaml").read_text()
+        for n in ("5000", "2000", "1000"):
+            text = text.replace(f"n_per_scenario: {n}", "n_per_scenario: 4")
+        (proj / "benchmarks" / f"{file}.yaml").write_text(text)
+    if name.startswith("dinov2"):
+        tiny_vit_manifest(proj, tmp_path / "vit.bin")
+        model, source, fetch = "{arch: 'timm:test_vit.r160_in1k', backbone: tiny-vit}", "source", "tiny-vit"
+    else:
+        tiny_clip_manifest(proj, tmp_path / "tiny.pt")
+        model, source, fetch = f"{{weights: tiny-clip, class_names: {names}}}", "zero_shot", "tiny-clip"
     (proj / "benchmarks" / "tiny-run.yaml").write_text(
-        f"extends: {name}\nname: tiny-run\nbatch_size: 16\nmodel: {{weights: tiny-clip, class_names: {names}}}\n"
+        f"extends: {name}\nname: tiny-run\nbatch_size: 16\nmodel: {model}\n"
         "skip_scenarios: ['generated-*', 'cifar10c-*']\n")
-    tiny_clip_manifest(proj, tmp_path / "tiny.pt")
-    assert run_cli(capsys, "data", "fetch", "tiny-clip", "--quiet")[0] == 0
-    for method, params in (("zero_shot", "{}"), ("crop_select", "{margin: 8}")):
+    assert run_cli(capsys, "data", "fetch", fetch, "--quiet")[0] == 0
+    for method, params in ((source, "{}"), ("crop_select", "{margin: 8}")):
         write_submission(proj, method, "tiny-run", params)
     code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
     assert code == 0, err
@@ -184,11 +203,11 @@ def test_the_translation_scenarios_of_the_clip_benchmarks_run_on_tiny_copies_of_
     bench = load_benchmark(proj / "benchmarks" / "tiny-run.yaml")
     translation = [s.name for s in bench.scenarios if s.family == "translation"]
     assert len(translation) >= 3 and all(bench.scenario(s).dataset == variant for s in translation)
-    assert set(records) == {(m, s) for m in ("zero_shot", "crop_select") for s in ["clean"] + translation}
+    assert set(records) == {(m, s) for m in (source, "crop_select") for s in ["clean"] + translation}
     assert all(r["status"] == "ok" for r in records.values()), [r.get("error") for r in records.values()]
     for s in translation:
         views = 9 if "grid" in s else 2
-        assert records["zero_shot", s]["metrics"]["n"] == (bench.scenario(s).n_per_scenario or 8) * views
-        assert ("fooling_rate" in records["zero_shot", s]["metrics"]) == ("grid" in s)
+        assert records[source, s]["metrics"]["n"] == (bench.scenario(s).n_per_scenario or 8) * views
+        assert ("fooling_rate" in records[source, s]["metrics"]) == ("grid" in s)
     # where the views leave no room around the window, crop selection is the source model
-    assert records["crop_select", room_less]["metrics"] == records["zero_shot", room_less]["metrics"]
+    assert records["crop_select", room_less]["metrics"] == records[source, room_less]["metrics"]
