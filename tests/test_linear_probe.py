@@ -135,3 +135,5 @@ def test_the_dinov2_manifest_names_a_timm_tag_and_is_marked_unverified():
     model = build_classifier(spec, 10, 3, tuple("abcdefghij"))  # timm's cfg for the tag is the manifest's
     assert model.preprocessing.model_dump() == card.preprocessing.model_dump()
     assert isinstance(model.head, torch.nn.Linear) and model.head.in_features == 384
+    hub = model.net.pretrained_cfg["hf_hub_id"]  # the file is the one timm itself would fetch for this tag
+    assert manifest.files[0].url == f"https://huggingface.co/{hub}/resolve/main/pytorch_model.bin"
