@@ -144,6 +144,10 @@ def test_a_tiny_clip_benchmark_runs_end_to_end_and_ranks_zero_shot_tpt_tda_and_c
         for m in entries:
             for s in TRANSLATION:
                 assert rows[m].cells[s].mean == pytest.approx(records[m, s]["metrics"][t.metric])
+    for m in entries:  # on a 1-pixel grid all views agree exactly when no neighbour fools the centre
+        for s in TRANSLATION:
+            got = records[m, s]["metrics"]
+            assert got["consistency"] == pytest.approx(1 - got["fooling_rate"], abs=1e-12)
     metrics = {m: records[m, "grid-cyclic-d1"]["metrics"] for m in entries}
     assert all(metrics[m]["n"] == 8 * 9 for m in entries)
     # the law: circular crop selection is exactly invariant to integer cyclic shifts, so at least as consistent
