@@ -105,9 +105,9 @@ def test_a_timm_vit_backbone_from_a_model_manifest_is_verified_frozen_and_probed
     assert main(["data", "fetch", "tiny-vit", "--quiet"]) == 0
     fetched = tmp_path / "data" / "tiny-vit" / "pytorch_model.bin"
     d = load_dataset("digits")
+    train, val = d.source_train.subset(torch.arange(200)), d.source_val.subset(torch.arange(50))  # a few seconds
     spec = resolve({"arch": "timm:test_vit.r160_in1k", "backbone": "tiny-vit"})
-    source = get_source_model(d.source_train, d.source_val, spec, {"name": "linear_probe", "weight_decay": WD}, 0,
-                              CPU, False)
+    source = get_source_model(train, val, spec, {"name": "linear_probe", "weight_decay": WD}, 0, CPU, False)
     mine = source.model.net.state_dict()
     assert {k for k in mine if not k.startswith("head.")} == set(net.state_dict())
     for k, v in net.state_dict().items():  # every backbone weight as in the verified file
@@ -118,8 +118,7 @@ def test_a_timm_vit_backbone_from_a_model_manifest_is_verified_frozen_and_probed
     with fetched.open("ab") as f:  # a changed file is refused before anything is loaded or fitted
         f.write(b"\0")
     with pytest.raises(UserError, match="sha256 .* the manifest says .*nothing was loaded"):
-        get_source_model(d.source_train, d.source_val, spec, {"name": "linear_probe", "weight_decay": WD / 2}, 0,
-                         CPU, False)
+        get_source_model(train, val, spec, {"name": "linear_probe", "weight_decay": WD / 2}, 0, CPU, False)
 
 
 def test_the_dinov2_manifest_names_a_timm_tag_and_is_marked_unverified():
