@@ -43,6 +43,28 @@ def test_a_manifests_clip_weights_load_verified_and_score_as_the_published_zero_
     assert prov["weights"] == "tiny-clip" and prov["preprocessing"]["interpolation"] == "bicubic"
 
 
+def test_a_cells_copy_of_a_clip_model_shares_only_the_tokenizer(proj, tmp_path):
+    import copy
+
+    fetched(proj, tmp_path)
+    d = load_dataset("digits")
+    model = get_source_model(d.source_train, d.source_val, {"weights": "tiny-clip"}, {"name": "erm"}, 0, CPU,
+                             False).model
+    clone = copy.deepcopy(model)
+    net, twin = (m.get_submodule(n) for m, n in ((model, "net"), (clone, "net")))
+    assert twin.tokenizer is net.tokenizer and twin.clip is not net.clip and twin.head is not net.head
+    x = torch.rand(4, 3, 24, 24)
+    with torch.no_grad():
+        before = model(x)
+        torch.testing.assert_close(clone(x), before, rtol=0, atol=0)
+        for p in clone.parameters():  # adapting the copy leaves the source model as it was
+            p.add_(1)
+        for b in clone.buffers():
+            b.add_(1)
+        assert torch.equal(model(x), before)
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(model.parameters(), clone.parameters()))
+
+
 def test_a_changed_weights_file_is_refused_before_loading(proj, tmp_path):
     fetched(proj, tmp_path)
     path = tmp_path / "data" / "tiny-clip" / "tiny-clip.pt"

@@ -23,6 +23,7 @@ mean and std (OpenAI's by default), inside the model, so shifts act on the bench
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from typing import Any, Sequence
 
@@ -82,6 +83,15 @@ class CLIPZeroShot(nn.Module):
         dim = clip.text_projection.shape[-1] if isinstance(clip.text_projection, torch.Tensor) else \
             clip.text_projection.out_features
         self.head = ZeroShotHead(len(self.class_names), dim)
+
+    def __deepcopy__(self, memo):
+        """Every cell adapts its own copy of the model; the tokenizer (read-only BPE tables, about 1.5 s to
+        copy on a CPU) is shared by the copies."""
+        memo[id(self.tokenizer)] = self.tokenizer
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        clone.__dict__.update({k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
+        return clone
 
     def image_features(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised image embeddings of preprocessed images."""

@@ -1,7 +1,8 @@
 """`timm:<name>`: a model of PyTorch Image Models, an optional extra (`pip install 'shiftbench[timm]'`).
 
 Built with pretrained=False (never a download): the weights come from a checkpoint file or
-a model manifest. The head is the layer timm's pretrained_cfg names as `classifier`;
+a model manifest. A name may carry timm's pretrained tag (`timm:vit_small_patch14_dinov2.lvd142m`):
+the tag chooses the pretrained_cfg, hence the preprocessing, as in timm. The head is the layer timm's pretrained_cfg names as `classifier`;
 preprocessing defaults to that cfg's mean, std, input size, crop_pct (resize =
 floor(input size / crop_pct), as timm's evaluation transform) and interpolation.
 """
@@ -27,7 +28,10 @@ def _timm():
 
 
 def model_names() -> list[str]:
-    return _timm().list_models()
+    """Architectures, and architectures with a pretrained tag (vit_small_patch14_dinov2.lvd142m): a tag picks
+    which pretrained_cfg, and so which preprocessing, the model gets."""
+    timm = _timm()
+    return sorted(set(timm.list_models()) | set(timm.list_pretrained()))
 
 
 def make(name: str):
