@@ -110,3 +110,11 @@ def test_data_list_says_missing_present_or_mismatch(proj, capsys, tmp_path, monk
     labels.write_bytes(bytes(body) + b"x")
     code, out, _ = run_cli(capsys, "data", "list")
     assert code == 1 and f"CHECKSUM MISMATCH: cifar10.1_v6_labels.npy has {len(body) + 1} bytes, the manifest says {len(body)}" in line_of(out, "cifar10.1-v6")
+
+
+def test_a_skipped_scenario_names_the_fetch_command_only_for_sets_that_have_a_download(proj):
+    from shiftbench.cli.commands import how_to_get
+
+    assert how_to_get("cifar10.1-v4").startswith("`shiftbench data fetch cifar10.1-v4`")
+    for name in ("imagenet-val", "imagenet-val-256"):  # an account; a view of imagenet-val's files
+        assert how_to_get(name) == f"no plain download: data_manifests/{name}.yaml says where to put it"

@@ -163,8 +163,22 @@ def missing_data_lines(benchmark) -> list[str]:
     for missing, scenarios in by_missing.items():
         shown = ", ".join(f"'{s}'" for s in scenarios[:3]) + (f" and {len(scenarios) - 3} more" if len(scenarios) > 3 else "")
         lines.append(f"skips scenario{'s' if len(scenarios) > 1 else ''} {shown}: {', '.join(missing)} not on disk "
-                     f"(`shiftbench data fetch {missing[0]}`, or see data_manifests/{missing[0]}.yaml)")
+                     f"({how_to_get(missing[0])})")
     return lines
+
+
+def how_to_get(name: str) -> str:
+    """The fetch command, or for a set with no plain download (ImageNet, a view of another set's
+    files) where its manifest says to put it."""
+    from ..data.manifest import load_manifest
+
+    try:
+        downloadable = load_manifest(name).downloadable
+    except UserError:  # validate has reported a bad manifest already
+        downloadable = True
+    if downloadable:
+        return f"`shiftbench data fetch {name}`, or see data_manifests/{name}.yaml"
+    return f"no plain download: data_manifests/{name}.yaml says where to put it"
 
 
 def cmd_leaderboard(args) -> int:

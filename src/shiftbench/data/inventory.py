@@ -29,7 +29,7 @@ def data_state(manifest: Manifest, data_dir: str | Path | None = None, full: boo
     if manifest.sha256 and not manifest.files:
         return DataState("built-in", "built from a package")
     if find_data(manifest, data_dir) is None:
-        if any(f.url for f in manifest.files):
+        if manifest.downloadable:
             return DataState("missing", f"not fetched (`shiftbench data fetch {manifest.name}`)")
         return DataState("missing", f"not on disk (no plain download: see data_manifests/{manifest.name}.yaml)")
     folder = dataset_dir(manifest, data_dir)

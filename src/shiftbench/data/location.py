@@ -51,7 +51,7 @@ def require_data(manifest: Manifest, data_dir: str | Path | None = None) -> Path
     found = find_data(manifest, data_dir)
     if found is None:
         where = dataset_dir(manifest, data_dir) / (manifest.root or "")
-        how = (f"run `shiftbench data fetch {manifest.name}`" if any(f.url for f in manifest.files)
+        how = (f"run `shiftbench data fetch {manifest.name}`" if manifest.downloadable
                else "put the files there")
         what = {"data": "dataset", "model": "model weights", "asset": "asset"}[manifest.kind]
         raise UserError(f"{what} '{manifest.name}' is not on disk (looked for {where}); {how}, "

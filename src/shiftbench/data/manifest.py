@@ -79,6 +79,11 @@ class Manifest(BaseModel):
         """The file this manifest was read from (for messages)."""
         return self._source or f"data_manifests/{self.name}.yaml"
 
+    @property
+    def downloadable(self) -> bool:
+        """Whether `shiftbench data fetch` can download it (ImageNet, or a view of another set's files, cannot)."""
+        return any(f.url for f in self.files)
+
 
 def manifests_dir() -> Path:
     return project_root() / "data_manifests"
