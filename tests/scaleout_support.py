@@ -20,7 +20,7 @@ description: A fast grid for the scale-out tests.
 dataset: digits
 batch_size: 48
 model: {arch: small_cnn, width: 4}
-training: {name: erm, epochs: 2, lr: 0.05, batch_size: 64}
+training: {name: erm, epochs: 2, lr: 0.05, batch_size: 64, precision: float32}
 scenarios:
   - {name: prior-a1, family: label, shifts: [{shift: dirichlet_prior, alpha: 1.0, n: 96}]}
   - {name: prior-a100, family: label, shifts: [{shift: dirichlet_prior, alpha: 100.0, n: 97}]}

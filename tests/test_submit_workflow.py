@@ -18,7 +18,7 @@ name: plug
 dataset: digits
 batch_size: 128
 model: {arch: small_cnn, width: 8}
-training: {name: erm, epochs: 1, lr: 0.05, batch_size: 128}
+training: {name: erm, epochs: 1, lr: 0.05, batch_size: 128, precision: float32}
 scenarios:
   - {name: clean, family: clean}
   - {name: noise-s5, family: covariate, shifts: [{shift: gaussian_noise, severity: 5}]}
