@@ -201,3 +201,33 @@ def test_the_label_board_leads_with_matched_accuracy_and_the_index_headline_uses
     assert summary.loc["kmeans", "label"] == pytest.approx(expected, abs=1e-12)
     assert summary.loc["kmeans", "label"] > 2 * max(r["metrics"]["accuracy"] for r in first["kmeans"].values())
     assert any("Matched accuracy" in page.read_text() for page in (tmp / "site0").rglob("*.html"))
+
+
+def test_cell_keys_cover_the_discovery_code(runs, monkeypatch):
+    """Editing ddfa.py recomputes the entries that run it (ddfa, and the baselines that import its steps);
+    editing matching.py (the metrics' code) recomputes every cell; the probe's cells only change with the evaluator."""
+    from shiftbench.core import code_identity
+    from shiftbench.run.plan import plan
+    from shiftbench.run.submission import check_all
+
+    root = runs[0]
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+
+    def keys():
+        checked = check_all(sorted((root / "leaderboard" / "submissions").glob("*.yaml")))
+        cells = plan(checked, Workspace(torch.device("cpu"), progress=False)).values()
+        return {(c.method, c.scenario): c.key for group in cells for c in group}
+
+    unedited = code_identity.source_bytes
+
+    def edited(suffix):
+        monkeypatch.setattr(code_identity, "source_bytes",
+                            lambda path: unedited(path) + (b"\n# edited\n" if path.as_posix().endswith(suffix) else b""))
+        after = keys()
+        return {cell[0] for cell in before if before[cell] != after[cell]}
+
+    before = keys()
+    assert edited("shiftbench/methods/discovery/ddfa.py") == {"ddfa", "kmeans_features", "oracle_domain_prior"}
+    assert edited("shiftbench/methods/discovery/oracle_domain_prior.py") == {"oracle_domain_prior"}
+    assert edited("shiftbench/methods/discovery/matching.py") == set(ENTRIES.values())
