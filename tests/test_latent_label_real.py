@@ -10,6 +10,7 @@ the 0..2 range of its error.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -55,8 +56,6 @@ def records(tmp_path_factory):
         for method in ("source", "oracle_domain_prior", "ddfa", "kmeans_features"):
             cell = scenario_cell(bench, SCENARIO, method=method)
             model = ws.model(cell)
-            from dataclasses import replace
-
             cell = replace(cell, checkpoint_sha256=model.sha256, code=code_identity(cell))
             rec = compute_cell(cell, ws)
             assert rec["status"] == "ok", (method, rec["error"])
