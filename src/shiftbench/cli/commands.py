@@ -219,6 +219,7 @@ def cmd_methods(args) -> int:
             continue
         doc = (cls.__doc__ or "").strip().split("\n")[0]
         kind = " [logit-only]" if cls.logit_only else ""
+        kind += " [whole-segment]" if cls.whole_segment else ""
         print(f"{name}{kind}: {doc}")
         for p, d in describe_params(cls).items():
             print(f"    {p}: {d}")

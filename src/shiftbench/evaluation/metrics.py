@@ -1,6 +1,9 @@
 """Metrics from (logits, labels, metadata), WILDS style: one function, a flat dict out.
 
 Accuracies are fractions in [0, 1]; `error` is 1 - accuracy, stated so nobody has to guess.
+Under latent label shift (the scenario's meta holds the true per-domain priors, `domain_priors`)
+classes are discovered in an arbitrary order, so every method there is also scored by the
+Hungarian-matched accuracy (methods/discovery/matching.py).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from ..methods.discovery.matching import best_matching, matched_accuracy, prior_error
 
 ECE_BINS = 15
 
@@ -103,6 +108,8 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, *, groups: torch
         if offsets and view_layout(source_index.cpu(), len(offsets)):
             out.update(translation_metrics(pred, labels, offsets))
     out.update(dataset_metrics(pred, labels, None if groups is None else groups.cpu(), meta or {}))
+    if "domain_priors" in (meta or {}):
+        out["matched_accuracy"] = matched_accuracy(pred, labels, k)
     for key, value in (meta or {}).get("report", {}).items():  # scenario facts shown beside the accuracy
         out[key] = value
     return out
@@ -154,6 +161,13 @@ def true_prior(segment) -> torch.Tensor:
     return segment.class_prior()
 
 
+def true_domain_priors(segment) -> torch.Tensor | None:
+    """The segment's true p_d(y) (K x D, float64) where its latent label shift recorded one, else None."""
+    if "domain_priors" not in segment.meta:
+        return None
+    return torch.tensor(segment.meta["domain_priors"], dtype=torch.float64)
+
+
 def prior_estimation_error(method_info: dict[str, Any], meta: dict[str, Any] | None,
                            source_prior: torch.Tensor) -> dict[str, float]:
     """L1 between true and estimated target prior, and mean_k (w*_k - w_k)^2 of the weights w = q / p.
@@ -169,3 +183,24 @@ def prior_estimation_error(method_info: dict[str, Any], meta: dict[str, Any] | N
     p = source_prior.double().clamp_min(1e-12)
     return {"prior_l1": (q_true - q_est).abs().sum().item(),
             "weight_mse": ((q_true / p - q_est / p) ** 2).mean().item()}
+
+
+def domain_prior_error(method_info: dict[str, Any], meta: dict[str, Any] | None, logits: torch.Tensor,
+                       labels: torch.Tensor) -> dict[str, float]:
+    """Under latent label shift: the L1 error of the recovered p_d(y), summed over classes and averaged
+    over domains (0..2), after relabelling the estimate's classes by the Hungarian matching of the
+    predictions to the labels (the matching that `matched_accuracy` scores).
+
+    Only when the method reports `domain_prior_estimate` (K x D) and the scenario recorded
+    `domain_priors` (the realised p_d(y), K x D).
+    """
+    if not meta or "domain_priors" not in meta or "domain_prior_estimate" not in (method_info or {}):
+        return {}
+    truth = torch.tensor(meta["domain_priors"], dtype=torch.float64)
+    estimate = torch.tensor(method_info["domain_prior_estimate"], dtype=torch.float64)
+    if estimate.shape != truth.shape:
+        raise ValueError(f"the method's domain_prior_estimate has shape {tuple(estimate.shape)}; the scenario's "
+                         f"p_d(y) is {tuple(truth.shape)} (classes x domains)")
+    k = truth.shape[0]
+    mapping = best_matching(logits.argmax(1).cpu(), labels.cpu(), k)
+    return {"domain_prior_l1": prior_error(estimate, truth, mapping) / truth.shape[1]}

@@ -3,7 +3,10 @@
 Segments keep their full images (a translated view is larger than the model's
 window); each batch is centre-cropped to `seg.window` here, except for methods
 that declare `sees_full_image = True` (crop selection): those get the whole
-image and read the window from `method.window`, set before every segment.
+image and read the window from `method.window`, set before every segment. A method that
+declares `whole_segment = True` (transductive: DDFA) gets each segment as one batch, whatever
+the batch size, with the segment's domain indices in `method.domains` (None when the segment
+has none); the protocols then reset it at segment bounds at most.
 
 Protocols (when the method is reset):
   episodic      before every batch
@@ -49,8 +52,11 @@ def run_stream(method: Method, segments: list[ImageSet], protocol: str, batch_si
         crop_to = None if method.sees_full_image else seg.window
         if method.sees_full_image:
             method.window = seg.window or seg.image_size
+        if method.whole_segment:
+            method.domains = seg.domains
+        spans = [slice(0, len(seg))] if method.whole_segment and len(seg) else batches(len(seg), batch_size)
         parts = []
-        for b, s in enumerate(batches(len(seg), batch_size)):
+        for b, s in enumerate(spans):
             if protocol == "episodic" and (b > 0 or i > 0):
                 method.reset()
             if method.logit_only:

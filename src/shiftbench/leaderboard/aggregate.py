@@ -34,7 +34,8 @@ CELL_COLUMNS = ["id", "entry", "benchmark", "scenario", "family", "seed", "statu
 # The one number per family that the index shows: (metric, what it means).
 HEADLINE = {
     "covariate": ("error", "mean error over the covariate scenarios (every corruption and severity, and sequences)"),
-    "label": ("accuracy", "mean accuracy over the label-shift scenarios"),
+    "label": ("matched_accuracy", "mean accuracy over the label-shift scenarios (where classes are discovered, "
+                                  "latent label shift: the Hungarian-matched accuracy)"),
     "concept": ("worst_group_accuracy", "mean worst-group accuracy over the concept scenarios"),
     "translation": ("consistency", "mean consistency over the translation scenarios"),
     "natural": ("accuracy", "mean accuracy over the natural-shift scenarios (real test sets and domains)"),

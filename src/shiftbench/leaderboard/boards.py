@@ -4,7 +4,9 @@ A board holds tables of entries x scenarios, each cell the mean ± std over seed
   covariate    the paper layout: error per corruption at one severity plus the mean, one table
                per severity (highest first), and one table per sequence (error per segment and
                over the whole stream)
-  label        accuracy, balanced accuracy and prior-estimation error (L1) per scenario
+  label        accuracy, balanced accuracy and prior-estimation error (L1) per scenario; under latent
+               label shift first the matched accuracy and the recovered p_d(y) error (tables are
+               shown only where some entry reports their metric)
   concept      worst-group accuracy and accuracy per scenario
   translation  consistency, accuracy and fooling rate per scenario
 Every table has a mean column: each seed's mean over the table's columns, then mean ± std of
@@ -33,7 +35,9 @@ from .stats import Place, Stat, rank_with_ties
 
 # Per family (covariate aside): the tables of a board, in order: (metric, title).
 FAMILY_TABLES = {
-    "label": [("accuracy", "Accuracy (%)"), ("balanced_accuracy", "Balanced accuracy (%)"),
+    "label": [("matched_accuracy", "Matched accuracy (%) (classes discovered: clusters matched to classes one-to-one)"),
+              ("domain_prior_l1", "Recovered p_d(y) error (L1 per domain after matching, 0..2)"),
+              ("accuracy", "Accuracy (%)"), ("balanced_accuracy", "Balanced accuracy (%)"),
               ("prior_l1", "Prior-estimation error (L1 between true and estimated class prior)")],
     "concept": [("worst_group_accuracy", "Worst-group accuracy (%)"), ("accuracy", "Accuracy (%)")],
     "translation": [("consistency", "Consistency (%)"), ("accuracy", "Accuracy (%)"), ("fooling_rate", "Fooling rate (%)")],

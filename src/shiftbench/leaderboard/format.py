@@ -11,21 +11,22 @@ from typing import Any
 
 # Metrics stored as fractions in [0, 1]; shown in percent. Unknown metrics are shown as plain numbers.
 PERCENT_METRICS = {"accuracy", "error", "ece", "balanced_accuracy", "worst_group_accuracy",
-                   "group_average_accuracy", "consistency", "fooling_rate"}
+                   "group_average_accuracy", "consistency", "fooling_rate", "matched_accuracy"}
 
 LABELS = {
     "accuracy": "accuracy %", "error": "error %", "nll": "NLL", "ece": "ECE %",
     "balanced_accuracy": "balanced acc. %", "worst_group_accuracy": "worst-group acc. %",
     "group_average_accuracy": "group-avg acc. %", "consistency": "consistency %", "fooling_rate": "fooling rate %",
     "prior_l1": "prior L1 error", "n": "samples", "seconds": "seconds",
+    "matched_accuracy": "matched acc. %", "domain_prior_l1": "p_d(y) L1 error",
 }
 
 # Column order in tables; metrics not listed follow in alphabetical order.
-ORDER = ["accuracy", "balanced_accuracy", "worst_group_accuracy", "group_average_accuracy", "consistency",
-         "fooling_rate", "prior_l1", "nll", "ece", "error", "n"]
+ORDER = ["matched_accuracy", "accuracy", "balanced_accuracy", "worst_group_accuracy", "group_average_accuracy",
+         "consistency", "fooling_rate", "prior_l1", "domain_prior_l1", "nll", "ece", "error", "n"]
 
 # Metrics where a lower value is better (used only to describe plots and columns).
-LOWER_IS_BETTER = {"error", "nll", "ece", "prior_l1", "fooling_rate", "seconds"}
+LOWER_IS_BETTER = {"error", "nll", "ece", "prior_l1", "domain_prior_l1", "fooling_rate", "seconds"}
 
 
 def is_number(x: Any) -> bool:

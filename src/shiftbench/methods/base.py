@@ -15,6 +15,13 @@ sets `logit_only = True` and implements `adapt_logits(logits)` instead of
 `predict`; the evaluator then runs the source model once per scenario and shares
 those logits among all such methods.
 
+A transductive method that needs all of a segment at once (DDFA: a domain discriminator and
+clustering over the pooled unlabelled images) sets `whole_segment = True`: each segment then
+comes as one call to `predict` (or `adapt_logits`), whatever the batch size, and
+`self.domains` holds the segment's domain index per image (ImageSet.domains; None when the
+segment has none). Images are never labelled; the segment's meta stays with the evaluator.
+The whole segment is on the device at once, so such methods suit small test sets.
+
 A composite method (`wraps_base = True`: online_em, lsa) runs another method, its `base`,
 inside; the methods it may wrap are those that declare `wrappable = True` and pass its
 `base_problem` check, so a new method becomes a possible base by saying so in its own file.
@@ -41,7 +48,8 @@ class SourceContext:
     train / val: the source training split (to train an auxiliary network) and a held-out
     source split. prior: the source class prior (float64, CPU). batch_size: for forward
     passes over source data. target_priors: filled only for methods with `oracle = True`:
-    (segment length, true class prior) per segment of the stream, in order. memo holds what is
+    (segment length, true class prior) per segment of the stream, in order; domain_priors, for
+    them too: per segment, its true p_d(y) (K x D) under latent label shift, else None. memo holds what is
     computed from these once per model (held-out logits, fitted calibrators).
     """
 
@@ -54,6 +62,7 @@ class SourceContext:
     train: ImageSet | None = field(default=None, repr=False)
     batch_size: int = 256
     target_priors: list[tuple[int, torch.Tensor]] | None = field(default=None, repr=False)
+    domain_priors: list[torch.Tensor | None] | None = field(default=None, repr=False)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -83,6 +92,9 @@ class Method:
     oracle: ClassVar[bool] = False  # uses test labels (an upper bound): reported, never ranked
     sees_full_image: ClassVar[bool] = False
     window: int | None = None  # set by the evaluator for sees_full_image methods
+    # one predict / adapt_logits call per segment with all its images, and `domains` set before it
+    whole_segment: ClassVar[bool] = False
+    domains: torch.Tensor | None = None  # set by the evaluator for whole_segment methods
     # may serve as the `base` of a composite method: predicts from images with the model it is given
     wrappable: ClassVar[bool] = False
     # replaces the model's normalisation modules by modules of its own (composites that wrap

@@ -20,7 +20,7 @@ import torch
 
 from ..core.device import device_name
 from ..evaluation import compute_metrics, run_stream
-from ..evaluation.metrics import prior_estimation_error, true_prior
+from ..evaluation.metrics import domain_prior_error, prior_estimation_error, true_domain_priors, true_prior
 from ..evaluation.online import online_error
 from ..evaluation.stream_layout import domains
 from ..methods import create_method
@@ -48,7 +48,8 @@ def compute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
         base_logits = workspace.base_logits(cell, model) if method.logit_only else None
         source = workspace.source(cell, model)
         if method.oracle:
-            source = replace(source, target_priors=[(len(s), true_prior(s)) for s in stream])
+            source = replace(source, target_priors=[(len(s), true_prior(s)) for s in stream],
+                             domain_priors=[true_domain_priors(s) for s in stream])
         torch.manual_seed(cell.seed)
         method.setup(model.model if method.logit_only else copy.deepcopy(model.model), source)
         logits = run_stream(method, stream, cell.protocol, cell.batch_size, workspace.device, base_logits)
@@ -64,6 +65,8 @@ def compute_cell(cell: Cell, workspace: Workspace) -> dict[str, Any]:
         record["method_info"] = method.describe()
         if len(stream) == 1:
             record["metrics"].update(prior_estimation_error(record["method_info"], stream[0].meta, source.prior))
+            record["metrics"].update(domain_prior_error(record["method_info"], stream[0].meta, logits[0],
+                                                        stream[0].labels))
         hashes = {key: s.sha256() for key, s in {id(s): s for s in stream}.items()}  # cycled copies: hashed once
         record["provenance"] = {"data_sha256": cell.data_sha256, "scenario_sha256": [hashes[id(s)] for s in stream],
                                 "checkpoint_sha256": model.sha256, "model_key": model.key,

@@ -11,14 +11,26 @@ that the class needed most still fits in the pool (n_y images of class y), and t
 drawn without replacement, seeded. A method sees the images and their domain index, not the
 labels; `LatentDomains.priors` is the realised p_d(y) (counts over domain size), the truth an
 estimate of p_d(y) is scored against.
+
+As a registered shift (`latent_label_domains`, family label) it returns the drawn images in a
+seeded random order (the draw lists them domain by domain, class by class, which would hand a
+batch-wise method one class per batch), each image's domain in ImageSet.domains (names
+`domain-0`, ...), and in meta `domain_priors` (the realised p_d(y), K x D: the truth the
+evaluator scores recovered priors and matched accuracy against), `designed_domain_priors` and
+`domain_prior_condition`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
+
+from ..core.imageset import ImageSet
+from .registry import generator, register_shift
 
 ZERO_BELOW = 1e-7
 MAX_DRAWS = 10_000
@@ -71,3 +83,16 @@ def latent_domains(labels: torch.Tensor, k: int, n_domains: int, concentration: 
     priors = counts / np.maximum(sizes, 1)
     return LatentDomains(torch.from_numpy(np.concatenate(rows)), torch.from_numpy(np.concatenate(domains)),
                          torch.from_numpy(priors.T.copy()), torch.from_numpy(p.T.copy()), cond)
+
+
+@register_shift("latent_label_domains", "label")
+def latent_label_domains(data: ImageSet, *, seed: int, n_domains: Annotated[int, Field(ge=2, le=1000)] = 10,
+                         concentration: Annotated[float, Field(gt=0, le=10_000)] = 3.0,
+                         max_condition: Annotated[float, Field(ge=1)] | None = None) -> ImageSet:
+    """Several unlabelled domains with Dirichlet(concentration / K) label marginals, p(x|y) shared (DDFA's setting)."""
+    split = latent_domains(data.labels, data.num_classes, n_domains, concentration, seed, max_condition)
+    order = torch.randperm(len(split.rows), generator=generator(seed))
+    out = data.subset(split.rows[order])
+    return out.with_(domains=split.domains[order].clone(), domain_names=tuple(f"domain-{d}" for d in range(n_domains)),
+                     meta={**data.meta, "domain_priors": split.priors.tolist(),
+                           "designed_domain_priors": split.design.tolist(), "domain_prior_condition": split.condition})

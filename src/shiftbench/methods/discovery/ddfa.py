@@ -22,17 +22,28 @@ Classes come out in an arbitrary order: score them with matching.py.
 
 Baselines in the same scenario: k-means with K clusters on the source model's features, and
 the source model with the true p_d(y) (its logits corrected by log p_d(y) - log p_source(y), an
-oracle).
+oracle); registered as kmeans_features and oracle_domain_prior.
+
+As a registered method (`ddfa`) it is transductive (`whole_segment`): the evaluator hands it a
+segment's images at once with their domain indices; it returns log p_d(y|x) (clamped at 1e-12,
+so the argmax is DDFA's prediction) in its discovered class order, and reports the recovered
+p(y|d) as `domain_prior_estimate`. Its plain accuracy is that of an arbitrary labelling: the
+matched accuracy is its score.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
+
 from ...core.lazy import LazyModule
+from ..base import Method
 from ..labelshift import adjust_logits
+from ..registry import register_method
 
 cluster = LazyModule("sklearn.cluster")
 decomposition = LazyModule("sklearn.decomposition")
@@ -40,6 +51,7 @@ linear_model = LazyModule("sklearn.linear_model")
 
 KMEANS_ITERATIONS, KMEANS_STARTS = 100, 5
 EPS = 1e-8
+LOG_FLOOR = 1e-12
 
 
 @dataclass(frozen=True)
@@ -118,3 +130,48 @@ def source_with_true_priors(logits: torch.Tensor, domains: torch.Tensor, p_y_d: 
         rows = domains == d
         out[rows] = adjust_logits(logits[rows], p_y_d[:, d], source_prior)
     return out
+
+
+@torch.no_grad()
+def segment_features(model, x: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, logits) of a whole segment on the CPU, in chunks of batch_size (the head's input as features)."""
+    if not hasattr(model, "features_and_logits"):
+        raise RuntimeError("needs a model with a declared features/classifier split (a shiftbench Classifier)")
+    parts = [model.features_and_logits(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return torch.cat([f.float().cpu() for f, _ in parts]), torch.cat([z.float().cpu() for _, z in parts])
+
+
+def domains_of(method: Method) -> tuple[torch.Tensor, int]:
+    """The segment's domain indices (CPU) and their number, or a clear error where the scenario has no domains."""
+    if method.domains is None or len(method.domains.unique()) < 2:
+        raise RuntimeError(f"{method.name} needs a scenario of several domains (ImageSet.domains; the "
+                           "latent_label_domains shift makes them)")
+    domains = method.domains.cpu()
+    return domains, int(domains.max()) + 1
+
+
+@register_method("ddfa")
+class DDFA(Method):
+    """DDFA: classes discovered from several unlabelled domains (discriminate, discretize, factorize, adjust)."""
+
+    whole_segment = True
+
+    def __init__(self, n_clusters: Annotated[int, Field(ge=1, le=10_000)] | None = None,
+                 inverse_regularisation: Annotated[float, Field(gt=0, le=1e6)] = 1.0):
+        self.n_clusters, self.inverse_regularisation = n_clusters, inverse_regularisation
+
+    def setup(self, model, source):
+        super().setup(model, source)
+        self.estimate: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def predict(self, x):
+        domains, n_domains = domains_of(self)
+        features, logits = segment_features(self.model, x, self.source.batch_size)
+        result = ddfa(features, domains, logits.shape[1], n_domains, self.source.seed, self.n_clusters,
+                      self.inverse_regularisation)
+        self.estimate = result.p_y_d
+        return result.posterior.clamp_min(LOG_FLOOR).log().float().to(x.device)
+
+    def describe(self) -> dict[str, Any]:
+        return {} if self.estimate is None else {"domain_prior_estimate": self.estimate.tolist()}

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
+
+from ...core.lazy import LazyModule
+
+optimize = LazyModule("scipy.optimize")  # imported on first use: every evaluator import would pay for it
 
 
 def contingency(clusters: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -21,7 +24,7 @@ def contingency(clusters: torch.Tensor, labels: torch.Tensor, k: int) -> torch.T
 
 def best_matching(clusters: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """mapping[c] = the class cluster c is matched to (a permutation of 0..k-1) maximising the matches."""
-    rows, cols = linear_sum_assignment(contingency(clusters, labels, k).numpy(), maximize=True)
+    rows, cols = optimize.linear_sum_assignment(contingency(clusters, labels, k).numpy(), maximize=True)
     mapping = np.empty(k, dtype=np.int64)
     mapping[rows] = cols
     return torch.from_numpy(mapping)
