@@ -151,6 +151,18 @@ def test_import_shiftbench_stays_light():
     assert out.stdout.split() == ["True", "shiftbench.api.evaluate_model"], out.stderr
 
 
+def test_a_command_imports_no_heavy_library_it_may_not_use():
+    """What every `shiftbench run` imports (the command line, executors, methods, leaderboard) leaves the
+    libraries of a few components to those components: they cost seconds of a warm run's 5."""
+    code = ("import sys, shiftbench.cli.commands, shiftbench.run.executors, shiftbench.methods, shiftbench.leaderboard;"
+            "shiftbench.methods.METHODS.names();"
+            "print(sorted(m for m in ('torchvision', 'sklearn', 'scipy.optimize', 'matplotlib', 'open_clip', 'timm')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_a_notebook_outside_a_project_is_told_so_in_one_line(tmp_path):
     """No fallback to wherever the package lives (a wheel install has no benchmarks/): the API, like the
     CLI, works inside a project folder and says so anywhere else."""

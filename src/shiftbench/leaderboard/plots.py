@@ -22,10 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import rc_context
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from typing import TYPE_CHECKING
+
+from ..core.lazy import LazyModule
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# imported when a figure is drawn: a run whose site is kept draws none (matplotlib costs ~0.5 s to import)
+mpl = LazyModule("matplotlib")
+backend_agg = LazyModule("matplotlib.backends.backend_agg")
+figure = LazyModule("matplotlib.figure")
+ticker = LazyModule("matplotlib.ticker")
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 LINESTYLES = ("-", "--", ":")
@@ -40,21 +48,21 @@ def _styled(make):
 
     @functools.wraps(make)
     def wrapper(*args, **kwargs):
-        with rc_context(RC):
+        with mpl.rc_context(RC):
             return make(*args, **kwargs)
 
     return wrapper
 
 
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)  # a canvas that can measure text, for fit_tick_labels
+    fig = figure.Figure(figsize=(width, height), layout="constrained")
+    backend_agg.FigureCanvasAgg(fig)  # a canvas that can measure text, for fit_tick_labels
     return fig
 
 
 def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rc_context(RC):
+    with mpl.rc_context(RC):
         fig.savefig(path, format="svg", metadata={"Date": None})
     return path
 
@@ -153,7 +161,7 @@ def error_vs_severity_figure(curves: dict[str, pd.DataFrame]) -> Figure:
         shown.extend(curve.error.tolist())
     ax.set_xlabel("severity (0 = clean test split)")
     ax.set_ylabel("error (%), mean over corruptions")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_ylim(*sensible_limits(shown, percent=True))
     _legend(fig, ax)
     fit_tick_labels(fig, ax)
@@ -199,8 +207,8 @@ def prior_error_vs_window_figure(curves: dict[str, pd.DataFrame]) -> Figure:
         _plot_with_spread(ax, curve.window.tolist(), curve.prior_l1.tolist(), curve.prior_l1_std.tolist(), k, label)
         shown.extend(curve.prior_l1.tolist())
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # plain numbers: mathtext is off
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))  # plain numbers: mathtext is off
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("window: test images the prior estimate is computed from (log scale)")
     ax.set_ylabel("prior-estimation error (L1)")
     ax.set_ylim(*sensible_limits(shown, percent=False))

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
+
+from ...core.lazy import LazyModule
+
+optimize = LazyModule("scipy.optimize")  # ~0.7 s to import; only calibrating needs it
 
 CALIBRATIONS = ("none", "ts", "bcts", "vs")
 
@@ -75,6 +78,6 @@ def fit_calibrator(logits: torch.Tensor, labels: torch.Tensor, kind: str = "bcts
         return nll + prior_strength * 0.5 * centred @ centred, grad + prior_strength * centred
 
     theta0 = np.r_[np.ones(k) if kind == "vs" else np.zeros(1), np.zeros(k if has_bias else 0)]
-    res = minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     scale, bias = unpack(res.x)
     return Calibrator(kind, torch.as_tensor(np.asarray(scale, dtype=np.float64)), torch.as_tensor(np.asarray(bias)))

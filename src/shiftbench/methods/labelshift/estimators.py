@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
+
+from ...core.lazy import LazyModule
+
+optimize = LazyModule("scipy.optimize")  # ~0.5 s to import; only the estimates need it
 
 
 def _f64(t: torch.Tensor) -> torch.Tensor:
@@ -77,7 +80,7 @@ def rlls_weights(confusion: torch.Tensor, mu_target: torch.Tensor, regularizatio
 
     k = c.shape[0]
     start = np.zeros(k) if init is None else _f64(init).numpy() - 1.0  # a warm start: the previous batch's w
-    res = minimize(objective, np.clip(start, -1.0, None), jac=True, method="TNC", bounds=[(-1.0, None)] * k)
+    res = optimize.minimize(objective, np.clip(start, -1.0, None), jac=True, method="TNC", bounds=[(-1.0, None)] * k)
     return torch.from_numpy(1.0 + res.x).clamp_min(0)
 
 
