@@ -163,10 +163,10 @@ def make_project(project: Path, root: Path) -> None:
     train = project / "data" / "set" / "train"
     if not (train / ".complete").is_file():
         rng = np.random.default_rng(1)
+        side = Image.open(next((root / "class000").iterdir())).size[0]
         for i in range(100 * TRAIN_PER_CLASS):
             folder = train / f"class{i % 100:03d}"
             folder.mkdir(parents=True, exist_ok=True)
-            side = Image.open(next((root / "class000").iterdir())).size[0]
             pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folder / f"{i:06d}.jpg", quality=90)
         (train / ".complete").write_text("done")

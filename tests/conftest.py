@@ -92,6 +92,14 @@ def run_cli(capsys, *args):
     return code, out.out, out.err
 
 
+def records_of(results: Path) -> dict:
+    """The cell records of a benchmark's results folder (one file per submission), by (method, scenario)."""
+    import json
+
+    return {(rec["cell"]["method"], rec["cell"]["scenario"]): rec
+            for path in sorted(results.glob("*.json")) for rec in json.loads(path.read_text())["records"]}
+
+
 def one_error_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("shiftbench: error: "), err

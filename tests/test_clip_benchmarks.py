@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, records_of, run_cli
 from tiny_clip import direct_zero_shot_logits, tiny_clip_manifest
 
 from torchvision.transforms.v2 import functional as TF
@@ -200,10 +200,7 @@ def test_the_translation_scenarios_of_the_clip_benchmarks_run_on_tiny_copies_of_
         write_submission(proj, method, "tiny-run", params)
     code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
     assert code == 0, err
-    records = {}
-    for path in (proj / "leaderboard" / "results" / "tiny-run").glob("*.json"):
-        for rec in json.loads(path.read_text())["records"]:
-            records[rec["cell"]["method"], rec["cell"]["scenario"]] = rec
+    records = records_of(proj / "leaderboard" / "results" / "tiny-run")
     bench = load_benchmark(proj / "benchmarks" / "tiny-run.yaml")
     translation = [s.name for s in bench.scenarios if s.family == "translation"]
     assert len(translation) >= 3 and all(bench.scenario(s).dataset == variant for s in translation)

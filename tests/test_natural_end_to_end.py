@@ -3,13 +3,12 @@ independent forward pass over the target domain's files gives."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import run_cli
+from conftest import records_of, run_cli
 from natural_fixtures import domainbed_folders
 from PIL import Image
 
@@ -62,10 +61,7 @@ def test_pacs_layout_through_shiftbench_run(proj, capsys, tmp_path):
 
     code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
     assert code == 0, err
-    records = {}
-    for path in (proj / "leaderboard" / "results" / "pacs-tiny").glob("*.json"):
-        for rec in json.loads(path.read_text())["records"]:
-            records[rec["cell"]["method"], rec["cell"]["scenario"]] = rec
+    records = records_of(proj / "leaderboard" / "results" / "pacs-tiny")
     assert set(records) == {(m, f"to-{d}") for m in ("source", "bn_adapt", "tent") for d in ("sketch", "photo")}
     assert all(r["status"] == "ok" for r in records.values()), [r.get("error") for r in records.values()]
     with torch.no_grad():

@@ -4,14 +4,13 @@ gives, and a 200-class subset is scored on the model's logits of those classes i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import one_error_line, run_cli
+from conftest import one_error_line, records_of, run_cli
 from natural_fixtures import CIFAR10_CLASSES, cifar10_1_arrays, cifar10_2_npz, class_folders
 from PIL import Image
 from tiny_formats import write_cifar10
@@ -42,14 +41,6 @@ scenarios:
   - {name: clean, family: clean}
   - {name: imagenet-r, family: natural, dataset: imagenet-r}
 """
-
-
-def records_of(proj, benchmark: str) -> dict:
-    out = {}
-    for path in (proj / "leaderboard" / "results" / benchmark).glob("*.json"):
-        for rec in json.loads(path.read_text())["records"]:
-            out[rec["cell"]["method"], rec["cell"]["scenario"]] = rec
-    return out
 
 
 def submit(proj, benchmark: str, methods) -> None:
@@ -84,7 +75,7 @@ def test_cifar10_natural_sets_through_shiftbench_run(proj, capsys, tmp_path):
 
     code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
     assert code == 0, err
-    records = records_of(proj, "cifar-natural-tiny")
+    records = records_of(proj / "leaderboard" / "results" / "cifar-natural-tiny")
     assert set(records) == {(m, s) for m in ("source", "tent") for s in ("clean", "cifar10.1-v6", "cifar10.2")}
     assert all(r["status"] == "ok" for r in records.values()), [r.get("error") for r in records.values()]
     for scenario, images, labels in (("cifar10.1-v6", v6, v6_labels), ("cifar10.2", c102, c102_labels)):
@@ -141,7 +132,7 @@ def test_imagenet_r_subset_through_shiftbench_run(proj, capsys, tmp_path):
 
     code, out, err = run_cli(capsys, "run", "--quiet", "--executor", "inline", "--store", str(tmp_path / "store"))
     assert code == 0, err
-    records = records_of(proj, "imagenet-natural-tiny")
+    records = records_of(proj / "leaderboard" / "results" / "imagenet-natural-tiny")
     assert all(r["status"] == "ok" for r in records.values()), [r.get("error") for r in records.values()]
     assert {s for _, s in records} == {"clean", "imagenet-r"}
 

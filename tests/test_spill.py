@@ -3,13 +3,12 @@ RAM is not held. SHIFTBENCH_SPILL_MIB=0 spills everything, so small sets exercis
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pytest
 import torch
 
-from conftest import make_project, run_cli, submission
+from conftest import make_project, records_of, run_cli, submission
 from shiftbench.core import spill
 from shiftbench.core.imageset import ImageSet
 from shiftbench.evaluation.stream_layout import mix
@@ -132,7 +131,5 @@ def test_a_run_with_every_set_spilled_scores_exactly_as_one_in_ram(tmp_path, mon
         code, _, err = run_cli(capsys, "run", "--executor", "inline", "--quiet", "--store", str(tmp_path / threshold),
                                "--results", str(results), "--site", str(tmp_path / f"site-{threshold}"))
         assert code == 0, err
-        accuracies.append({(r["cell"]["scenario"], r["cell"]["method"]): r["metrics"]
-                           for path in sorted(results.rglob("*.json"))
-                           for r in json.loads(path.read_text())["records"]})
+        accuracies.append({key: r["metrics"] for key, r in records_of(results / "tiny").items()})
     assert len(accuracies[0]) == 4 and accuracies[0] == accuracies[1]

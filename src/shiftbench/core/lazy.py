@@ -17,3 +17,17 @@ class LazyModule:
         if self._module is None:
             self._module = importlib.import_module(self._name)
         return getattr(self._module, attr)
+
+
+def missing_extra(module: str, extra: str) -> str:
+    return f"{module} is not installed; install the extra: pip install 'shiftbench[{extra}]'"
+
+
+def import_extra(module: str, extra: str, field: str | None = None) -> ModuleType:
+    """An optional dependency, or one UserError saying which extra installs it."""
+    from .errors import UserError
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(missing_extra(module, extra), field=field) from None

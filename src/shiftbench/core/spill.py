@@ -57,11 +57,6 @@ def _remove(name: str) -> None:
         pass
 
 
-def is_spilled(images: torch.Tensor) -> bool:
-    """Whether the tensor's storage is a spill file (its bytes count against the disk, not RAM)."""
-    return images.numel() > 0 and images.nbytes > spill_from_bytes()
-
-
 def take_rows(images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """images[index] (rows may repeat), gathered chunk by chunk into a spill file when large."""
     index = torch.as_tensor(index, dtype=torch.int64)

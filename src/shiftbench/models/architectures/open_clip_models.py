@@ -32,20 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import UserError
+from ...core.lazy import import_extra, missing_extra
 from ..classifier import Classifier
 from ..preprocessing import Preprocessing
 from ..zero_shot import cached_class_vectors, class_names_of, class_vectors, templates_of
 from .registry import register_family
 
-MISSING = "open_clip is not installed; install the extra: pip install 'shiftbench[clip]'"
-
-
 def _open_clip():
-    try:
-        import open_clip
-    except ImportError:
-        raise UserError(MISSING, field="model.arch") from None
-    return open_clip
+    return import_extra("open_clip", "clip", field="model.arch")
 
 
 class ZeroShotHead(nn.Module):
@@ -133,7 +127,7 @@ def tag_preprocessing(open_clip, name: str, pretrained: str, image_size: int) ->
 
 def make(name: str):
     if importlib.util.find_spec("open_clip") is None:  # said when the benchmark is checked, without importing it
-        raise UserError(MISSING, field="model.arch")
+        raise UserError(missing_extra("open_clip", "clip"), field="model.arch")
 
     def build(num_classes: int, classes: tuple[str, ...] = (), pretrained: str = "", quick_gelu: bool = False,
               config: dict[str, Any] | None = None, class_names: str | list[str] | None = None,

@@ -11,20 +11,13 @@ from __future__ import annotations
 
 import math
 
-from ...core.errors import UserError
+from ...core.lazy import import_extra
 from ..classifier import Classifier, last_linear
 from ..preprocessing import Preprocessing
 from .registry import register_family
 
-MISSING = "timm is not installed; install the extra: pip install 'shiftbench[timm]'"
-
-
 def _timm():
-    try:
-        import timm
-    except ImportError:
-        raise UserError(MISSING, field="model.arch") from None
-    return timm
+    return import_extra("timm", "timm", field="model.arch")
 
 
 def model_names() -> list[str]:
