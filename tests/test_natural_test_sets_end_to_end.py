@@ -101,6 +101,7 @@ def test_cifar10_natural_sets_through_shiftbench_run(proj, capsys, tmp_path):
     assert source["natural"] == pytest.approx(mean_natural, abs=1e-9)
     page = (proj / "leaderboard" / "site" / "cifar-natural-tiny" / "natural.html").read_text()
     assert "accuracy-on-the-line.svg" in page and "Accuracy on the line" in page
+    assert "Accuracy in percent on each real test set" in page and "Consistency" not in page
 
 
 def test_imagenet_r_subset_through_shiftbench_run(proj, capsys, tmp_path):
